@@ -1,0 +1,5 @@
+import sys
+
+from artifacts.cli import main
+
+sys.exit(main())

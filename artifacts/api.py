@@ -1,0 +1,25 @@
+"""Python API convenience: ``artifacts.detect(x, task=...)`` with a cached detector.
+
+``x`` may be a path, a numpy array, a PIL image or a tensor, single or batched (see
+:func:`artifacts.io.as_images`); the result is a :class:`~artifacts.types.Detection` or a list of
+them, the same objects the CLI stores. For folders and resumable batches use
+:func:`artifacts.run_batch`.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from artifacts.registry import create, default_model
+
+
+@lru_cache(maxsize=4)
+def _cached(name: str, weights: str | None, device: str | None, overrides: tuple) -> Any:
+    return create(name, weights=weights, device=device, **dict(overrides))
+
+
+def detect(x, *, task: str = "manipulation", model: str | None = None, weights: str | None = None,
+           device: str | None = None, **overrides: Any):
+    """Detect artifacts in ``x`` with ``model`` (default: the task's default model)."""
+    detector = _cached(model or default_model(task), weights, device, tuple(sorted(overrides.items())))
+    return detector.detect(x)

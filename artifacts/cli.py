@@ -1,0 +1,178 @@
+"""The ``artifacts`` command. Parsing only: every verb calls the same engine as the Python API.
+
+Heavy modules (torch, the engine, models) are imported inside the verbs, so ``artifacts --help``
+stays fast and imports none of the optional stacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_CODES = """exit codes:
+  0    every item processed (ok or not applicable; already-done items count as done)
+  1    partial failure: some items failed (one-line reasons in the store and results.csv)
+  2    usage error: bad arguments, unknown task or model, inputs or weights not found
+  3    every item that was processed failed
+  130  interrupted; run the same command again to resume
+"""
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from artifacts.engine import run_batch
+
+    overrides = _overrides(args.set)
+    if args.threshold is not None:
+        overrides["threshold"] = args.threshold
+    inputs = list(args.inputs)
+    example = None
+    if args.example:
+        from artifacts.examples import make_example
+
+        example = make_example(args.task, args.out)
+        inputs = example.inputs
+    if not inputs and not args.files_from:
+        raise ValueError("no inputs: give files, folders or globs, --files-from LIST, or --example")
+    summary = run_batch(
+        inputs, args.out, task=args.task, model=args.model, weights=args.weights, device=args.device,
+        batch_size=args.batch_size, workers=args.workers, resume=not args.no_resume,
+        retry_errors=args.retry_errors, files_from=args.files_from, recursive=not args.no_recursive,
+        progress=not args.quiet, command=" ".join(["artifacts"] + sys.argv[1:]), **overrides,
+    )
+    print(summary.text())
+    if example is not None:
+        from artifacts.examples import summarise_example
+
+        print(summarise_example(example, summary))
+    return summary.exit_code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from artifacts.registry import list_models, model_info
+
+    rows = []
+    for name in list_models(task=args.task, pattern=args.pattern):
+        info = model_info(name)
+        spec = info.weight_spec()
+        rows.append({
+            "model": name,
+            "weights": f"{spec.tag} ({info.weight_status()})" if spec else "none needed",
+            "threshold": spec.threshold if spec else None,
+            "default": info.default,
+            "description": info.description,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("no models match")
+        return 0
+    w = max(len(r["model"]) for r in rows) + (2 if any(r["default"] for r in rows) else 0)
+    ww = max(len(r["weights"]) for r in rows)
+    print(f"{'model':<{w}}  {'weights':<{ww}}  description")
+    for r in rows:
+        name = r["model"] + (" *" if r["default"] else "")
+        print(f"{name:<{w}}  {r['weights']:<{ww}}  {r['description']}")
+    if any(r["default"] for r in rows):
+        print("* default model of its task")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from artifacts.registry import default_model
+    from artifacts.train import train
+
+    result = train(args.task, args.model or default_model(args.task), args.out, n=args.n, seed=args.seed,
+                   progress=not args.quiet, **_overrides(args.set))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from artifacts._version import __version__
+
+    p = argparse.ArgumentParser(
+        prog="artifacts",
+        description="Find artifacts in images, dMRI volumes and 3D reconstructions, and repair them.",
+    )
+    p.add_argument("--version", action="version", version=f"artifacts {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    d = sub.add_parser(
+        "detect", help="run a detector over files or folders into a resumable result store",
+        description="Run a detector over images (files, folders searched recursively, globs, list files). "
+                    "Results go to OUT/artifacts.sqlite and OUT/items/<key>/ (detection.json, heatmap.png, "
+                    "mask.png, overlay.png), plus OUT/results.csv and OUT/results.jsonl. A rerun skips what "
+                    "is done; a killed run resumes.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("task", help="detection task: manipulation (synthetic, dmri, views as they land)")
+    d.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
+    d.add_argument("-o", "--out", required=True, help="output folder (store + item files)")
+    d.add_argument("--model", help="model name (default: the task's default; see `artifacts models`)")
+    d.add_argument("--weights", help="weight tag, file path, or 'none' (default: the model's own)")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (default)")
+    d.add_argument("--batch-size", type=int, default=1, help="items per detector call (default 1)")
+    d.add_argument("--workers", type=int, help="decoding threads (default: CPU count, at most 8)")
+    d.add_argument("--threshold", type=float, help="operating threshold in [0,1] (default: the weights')")
+    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field (repeatable)")
+    d.add_argument("--files-from", metavar="LIST", help="text file with one input path per line")
+    d.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+    d.add_argument("--no-resume", action="store_true", help="recompute items already in the store")
+    d.add_argument("--retry-errors", action="store_true", help="recompute items that failed before")
+    d.add_argument("--example", action="store_true",
+                   help="generate a seeded example set (manipulations of photos shipped with scikit-image) into "
+                        "OUT/example-data, run on it and compare with its ground truth")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_detect)
+
+    m = sub.add_parser("models", help="list models and the status of their weights")
+    m.add_argument("pattern", nargs="?", help="wildcard filter, e.g. '*noise*'")
+    m.add_argument("--task", help="only this task")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.set_defaults(func=cmd_models)
+
+    t = sub.add_parser("train", help="train a model (or calibrate a training-free one) on seeded synthetic data")
+    t.add_argument("task", help="task, e.g. manipulation")
+    t.add_argument("--model", help="model name (default: the task's default)")
+    t.add_argument("-o", "--out", required=True, help="folder for the weights/calibration file and its record")
+    t.add_argument("--n", type=int, default=400, help="number of synthetic images (default 400)")
+    t.add_argument("--seed", type=int, default=10_000, help="first generator seed (default 10000)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("artifacts: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
+        if os.environ.get("ARTIFACTS_DEBUG"):
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"artifacts: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Image manipulation detection and localisation (task ``manipulation``)."""

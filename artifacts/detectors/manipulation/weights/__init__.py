@@ -1,0 +1,1 @@
+"""Packaged calibration/weights files for manipulation detectors (data only)."""

@@ -1,0 +1,118 @@
+"""Items: what the engine processes. An item is a bundle of files, not always one file.
+
+An image item is one image file; later tasks bundle several files (a dMRI series with its
+``.bval``/``.bvec``/sidecar, a novel view with its references). The store keys an item by the
+SHA-256 of all its files plus the model fingerprint, so every task shares one engine, one
+resume logic and one report.
+
+Inputs are folders (searched recursively for known image extensions, hidden files skipped),
+glob patterns, single files (taken whatever their extension, so a mislabelled file gets a clear
+error instead of being silently ignored) and list files (``--files-from``: one path per line,
+``#`` comments).
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from artifacts.weights import file_sha256
+
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .tif .tiff .webp .bmp .dib .gif .heic .heif .avif .ppm .pgm .pnm".split()
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str  # display name, unique within a run (path relative to the input folder)
+    files: dict[str, str] = field(default_factory=dict)  # role -> path, e.g. {"image": "a/b.png"}
+    kind: str = "image"
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.files.values()))
+
+
+def _natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def _scan_folder(root: Path, recursive: bool) -> list[Path]:
+    pattern = "**/*" if recursive else "*"
+    found = []
+    for p in root.glob(pattern):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
+            found.append(p)
+    return found
+
+
+def _read_list(path: str | os.PathLike) -> list[str]:
+    base = Path(path).parent
+    out = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            p = Path(line).expanduser()
+            out.append(str(p if p.is_absolute() else base / p))
+    return out
+
+
+def discover_images(inputs: list[str], *, recursive: bool = True, files_from: str | None = None) -> list[Item]:
+    """Expand folders, globs, files and list files into image items (stable natural order).
+
+    Raises ``FileNotFoundError`` for an input that matches nothing.
+    """
+    entries: list[tuple[Path, str]] = []  # (file, id)
+    for raw in list(inputs) + (_read_list(files_from) if files_from else []):
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            files = sorted(_scan_folder(path, recursive), key=lambda p: _natural_key(str(p)))
+            entries += [(f, f.relative_to(path).as_posix()) for f in files]
+        elif path.is_file():
+            entries.append((path, path.name))
+        elif glob.has_magic(raw):
+            matches = sorted(glob.glob(os.path.expanduser(raw), recursive=True), key=_natural_key)
+            if not matches:
+                raise FileNotFoundError(f"no files match {raw!r}")
+            entries += [(Path(m), Path(m).name) for m in matches if Path(m).is_file()]
+        else:
+            raise FileNotFoundError(f"input not found: {raw}")
+    items, seen, ids = [], set(), set()
+    for path, item_id in entries:
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        if item_id in ids:  # same relative name from two inputs: fall back to the full path
+            item_id = str(path)
+        ids.add(item_id)
+        items.append(Item(item_id, {"image": str(path)}))
+    return items
+
+
+def hash_item(item: Item) -> dict[str, dict]:
+    """SHA-256 and size of every file of the item: role -> {"path", "sha256", "size"}."""
+    return {
+        role: {"path": str(path), "sha256": file_sha256(path), "size": os.path.getsize(path)}
+        for role, path in item.files.items()
+    }
+
+
+def input_digest(hashes: dict[str, dict]) -> str:
+    """One SHA-256 for a bundle: over the roles and the file hashes (not the paths)."""
+    text = json.dumps({role: h["sha256"] for role, h in sorted(hashes.items())}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def result_key(digest: str, fingerprint: dict) -> str:
+    """Store key: input content + model + weights + config. Same key = same result."""
+    text = json.dumps({"input": digest, "model": fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

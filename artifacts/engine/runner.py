@@ -1,0 +1,315 @@
+"""The batch runner: items -> (hash, decode in parallel) -> detector in batches -> store.
+
+Three stages overlap:
+
+1. worker threads hash each item's files, skip it if the store already has its key, and decode
+   it (Pillow and OpenCV release the GIL while decoding); at most ``workers * 2 + batch_size``
+   decoded items wait in memory;
+2. the calling thread runs the detector on batches of ``batch_size`` items;
+3. one writer thread renders and writes each item's files and commits its row.
+
+Errors stay with their item: a file that cannot be read, or a detector failure on one item,
+becomes an ``error`` row with a one-line message, and the batch goes on. A run killed at any
+moment resumes: rows are committed per item, keyed by content + model + weights + config.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from artifacts.engine.items import Item, discover_images, hash_item, input_digest, result_key
+from artifacts.engine.store import Store
+
+ITEM_FINDERS: dict[str, Callable[..., list[Item]]] = {"image": discover_images}
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    out: Path
+    counts: dict[str, int]
+    elapsed_s: float
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (item id, message) of this run
+    status: str = "finished"
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done, 1 some items failed, 3 every processed item failed (see ``artifacts detect --help``)."""
+        c = self.counts
+        if c.get("error", 0) == 0:
+            return 0
+        return 3 if c["error"] == c["items"] - c.get("skipped", 0) else 1
+
+    def text(self) -> str:
+        c = self.counts
+        rate = (c["items"] - c["skipped"]) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        lines = [
+            f"{c['items']} items: {c['ok']} ok, {c['not_applicable']} not applicable, {c['error']} errors, "
+            f"{c['skipped']} already done (skipped) in {self.elapsed_s:.1f} s ({rate:.2f} items/s)",
+            f"store: {self.out / 'artifacts.sqlite'}   files: {self.out / 'items'}   table: {self.out / 'results.csv'}",
+        ]
+        for item_id, msg in self.errors[:10]:
+            lines.append(f"  error: {item_id}: {msg}")
+        if len(self.errors) > 10:
+            lines.append(f"  ... and {len(self.errors) - 10} more errors (see results.csv)")
+        return "\n".join(lines)
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line message for an exception (no traceback)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if type(exc).__name__ in ("ImageReadError", "ValueError") else f"{type(exc).__name__}: {text}"
+
+
+class _Lock:
+    """Exclusive lock on OUT so two runs never write the same store at once."""
+
+    def __init__(self, out: Path):
+        self.file = open(out / ".lock", "w")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise RuntimeError(f"another artifacts run is writing to {out}; wait for it or use another -o") from None
+
+    def release(self) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def _prepare(item: Item, fingerprint: dict, done: set[str], load: Callable) -> tuple:
+    """Worker: hash, skip if done, else decode. Returns (item, key, hashes, payload, error)."""
+    try:
+        hashes = hash_item(item)
+    except OSError as exc:
+        return item, None, None, None, f"cannot read file: {exc.strerror or exc}"
+    key = result_key(input_digest(hashes), fingerprint)
+    if key in done:
+        return item, key, hashes, None, None
+    try:
+        return item, key, hashes, load(item), None
+    except Exception as exc:  # decoding errors are per item
+        return item, key, hashes, None, one_line(exc)
+
+
+def run_batch(
+    inputs: list[str] | None = None,
+    out: str | os.PathLike = "artifacts-out",
+    *,
+    task: str = "manipulation",
+    model: str | None = None,
+    detector: Any = None,
+    weights: str | None = None,
+    device: str | None = None,
+    batch_size: int = 1,
+    workers: int | None = None,
+    resume: bool = True,
+    retry_errors: bool = False,
+    items: list[Item] | None = None,
+    files_from: str | None = None,
+    recursive: bool = True,
+    progress: bool = True,
+    save_files: bool = True,
+    command: str | None = None,
+    **overrides: Any,
+) -> RunSummary:
+    """Run a detector over many inputs and store every result in ``out`` (see module docstring).
+
+    Pass ``detector`` (an already built detector) or ``model``/``weights``/``device``/overrides
+    (built with :func:`artifacts.create`; default model of ``task``).
+    """
+    from artifacts.registry import create, default_model
+
+    t_start = time.perf_counter()
+    if detector is None:
+        detector = create(model or default_model(task), weights=weights, device=device, **overrides)
+    task = detector.task or task
+    if items is None:
+        items = ITEM_FINDERS[detector.item_kind](list(inputs or []), recursive=recursive, files_from=files_from)
+    if not items:
+        raise FileNotFoundError("no input items found (folders are searched for image files by extension)")
+    workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+    batch_size = max(1, batch_size)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _Lock(out)
+    store = Store(out)
+    try:
+        store.clean()
+        fingerprint = detector.fingerprint()
+        done = store.done_keys(include_errors=not retry_errors) if resume else set()
+        run_id = store.begin_run(task=task, model=detector.model_id, weights=detector.weight_id,
+                                 config=fingerprint["config"], command=command)
+        counts = {"items": len(items), "ok": 0, "not_applicable": 0, "error": 0, "skipped": 0}
+        errors: list[tuple[str, str]] = []
+        writer = _Writer(store, detector, fingerprint, run_id, counts, errors, save_files)
+        status = "finished"
+        bar = _progress(len(items), progress)
+        try:
+            _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, counts)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            writer.close()
+            bar.close()
+            store.finish_run(run_id, status, counts)
+            if status == "finished":
+                store.export(out / "results.csv")
+                store.export(out / "results.jsonl")
+        return RunSummary(run_id, out, counts, time.perf_counter() - t_start, errors, status)
+    finally:
+        store.close()
+        lock.release()
+
+
+def _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, counts) -> None:
+    from artifacts.io import load_image
+
+    load = _loader_for(detector, load_image)
+    window = workers * 2 + batch_size
+    with ThreadPoolExecutor(workers, thread_name_prefix="artifacts-decode") as pool:
+        pending: deque = deque()
+        feed = iter(items)
+        batch: list[tuple] = []
+        while True:
+            while len(pending) < window:
+                item = next(feed, None)
+                if item is None:
+                    break
+                pending.append(pool.submit(_prepare, item, fingerprint, done, load))
+            if not pending:
+                break
+            item, key, hashes, payload, error = pending.popleft().result()
+            if error is not None:
+                writer.put(item, key, hashes, None, None, error)
+            elif payload is None:
+                counts["skipped"] += 1
+            else:
+                batch.append((item, key, hashes, payload))
+            if len(batch) >= batch_size or (not pending and batch):
+                _run_detector(detector, batch, writer)
+                batch = []
+            bar.update(1)
+            bar.set_postfix(ok=counts["ok"], err=counts["error"], skip=counts["skipped"], refresh=False)
+        if batch:
+            _run_detector(detector, batch, writer)
+
+
+def _loader_for(detector, load_image):
+    custom = getattr(detector, "load_item", None)
+    if custom is not None:
+        return custom
+    return lambda item: load_image(item.files["image"])
+
+
+def _run_detector(detector, batch: list[tuple], writer: "_Writer") -> None:
+    try:
+        results = detector.detect_batch([b[3] for b in batch])
+    except Exception as exc:
+        if len(batch) > 1:  # isolate the failing item(s)
+            for one in batch:
+                _run_detector(detector, [one], writer)
+            return
+        item, key, hashes, _ = batch[0]
+        writer.put(item, key, hashes, None, None, one_line(exc))
+        return
+    for (item, key, hashes, payload), det in zip(batch, results):
+        writer.put(item, key, hashes, payload, det, None)
+
+
+class _Writer:
+    """One thread that renders files and commits rows, so the detector never waits on disk."""
+
+    def __init__(self, store, detector, fingerprint, run_id, counts, errors, save_files):
+        self.store, self.detector, self.fingerprint = store, detector, fingerprint
+        self.run_id, self.counts, self.errors, self.save_files = run_id, counts, errors, save_files
+        self.q: queue.Queue = queue.Queue(maxsize=8)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="artifacts-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, item, key, hashes, payload, det, error) -> None:
+        if self.failure is not None:
+            raise RuntimeError(f"writing results failed: {one_line(self.failure)}") from self.failure
+        self.q.put((item, key, hashes, payload, det, error))
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.failure is not None:
+            raise RuntimeError(f"writing results failed: {one_line(self.failure)}") from self.failure
+
+    def _loop(self) -> None:
+        while (job := self.q.get()) is not None:
+            if self.failure is None:
+                try:
+                    self._commit(*job)
+                except BaseException as exc:  # disk full, permissions: stop the run, keep what is committed
+                    self.failure = exc
+
+    def _commit(self, item, key, hashes, payload, det, error) -> None:
+        from artifacts._version import __version__
+
+        fp = self.fingerprint
+        row = {
+            "key": key or f"unhashed-{item.id}",
+            "item_id": item.id,
+            "kind": item.kind,
+            "task": self.detector.task,
+            "model": fp["model"],
+            "weights": fp["weights"],
+            "config": fp["config"],
+            "input_sha256": input_digest(hashes) if hashes else "",
+            "inputs": hashes or {role: {"path": p} for role, p in item.files.items()},
+            "package_version": __version__,
+            "run_id": self.run_id,
+        }
+        staged, files = None, {}
+        # a folder only for results with arrays; scores, categories and meta live in the row
+        if error is None and self.save_files and (det.heatmap is not None or det.elements):
+            try:
+                staged = self.store.staging_dir(row["key"])
+                files = _save_item(staged, det, payload)
+            except Exception as exc:
+                error = f"saving results failed: {one_line(exc)}"
+        if error is not None:
+            row.update(status="error", error=error, files={})
+            self.store.commit(row)
+            self.counts["error"] += 1
+            self.errors.append((item.id, error))
+            return
+        row.update(status=det.status.value, error=None, score=det.score, threshold=det.threshold,
+                   label=None if det.label is None else int(det.label), categories=det.categories,
+                   files=files, meta=det.meta)
+        self.store.commit(row, staged)
+        self.counts[det.status.value] += 1
+
+
+def _save_item(directory: Path, det, payload) -> dict[str, str]:
+    """The item's files: detection JSON, heatmap, mask, and an overlay on the input image."""
+    from artifacts.io import save_image
+    from artifacts.viz import overlay
+
+    files = det.save(directory)
+    pixels = getattr(payload, "pixels", None)
+    if det.heatmap is not None and pixels is not None and pixels.shape[:2] == det.heatmap.shape:
+        save_image(directory / "overlay.png", overlay(pixels, det.heatmap, det.mask))
+        files["overlay"] = "overlay.png"
+    return files
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="item", disable=not enabled, dynamic_ncols=True, file=sys.stderr)

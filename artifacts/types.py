@@ -1,0 +1,165 @@
+"""The data that flows through the toolkit: one result type for every detector.
+
+A :class:`Detection` carries an image-level ``score`` in ``[0, 1]`` (higher = more artifact /
+manipulated / synthetic), an optional ``heatmap`` (float32, the input's spatial size, higher =
+more artifact), the operating ``threshold`` (the ``mask`` and ``label`` are derived from it, never
+stored twice), optional ``categories`` (name -> score), optional per-element scores
+(``elements``, e.g. per dMRI volume and slice) and ``meta`` (model, weight id, the preprocessing
+actually applied, timings).
+
+A detector whose precondition fails (a JPEG-grid method on a PNG, a colour method on a grey
+image) returns ``Detection.not_applicable(reason)``: no score, no heatmap; fusion leaves it out.
+
+On disk a detection is ``detection.json`` plus, when present, ``heatmap.png`` (16-bit grey, the
+heatmap quantised to 1/65535) and ``mask.png`` (8-bit, 0/255); :meth:`Detection.load` reads them
+back (the heatmap to within 1/131070).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+HEATMAP_FILE = "heatmap.png"
+MASK_FILE = "mask.png"
+JSON_FILE = "detection.json"
+
+
+class Status(str, Enum):
+    """Outcome of one item. Detectors return ``ok`` or ``not_applicable``; the engine records
+    ``error`` for items that could not be read or processed."""
+
+    OK = "ok"
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
+
+
+def _check_unit(name: str, value: float) -> float:
+    value = float(value)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+@dataclass
+class Detection:
+    score: float | None = None
+    heatmap: np.ndarray | None = None
+    threshold: float = 0.5
+    status: Status = Status.OK
+    reason: str | None = None
+    categories: dict[str, float] = field(default_factory=dict)
+    elements: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+        self.threshold = _check_unit("threshold", self.threshold)
+        if self.status is Status.OK and self.score is None:
+            raise ValueError("a Detection with status 'ok' needs a score")
+        if self.status is not Status.OK and (self.score is not None or self.heatmap is not None):
+            raise ValueError(f"a Detection with status {self.status.value!r} has no score or heatmap")
+        if self.score is not None:
+            self.score = _check_unit("score", self.score)
+        if self.heatmap is not None:
+            h = np.asarray(self.heatmap, dtype=np.float32)
+            if h.ndim != 2:
+                raise ValueError(f"heatmap must be 2-D (H, W), got shape {h.shape}")
+            if not np.isfinite(h).all() or h.min(initial=0.0) < 0.0 or h.max(initial=0.0) > 1.0:
+                raise ValueError("heatmap values must be finite and in [0, 1]")
+            self.heatmap = h
+        self.categories = {str(k): _check_unit(f"category {k!r}", v) for k, v in self.categories.items()}
+        self.elements = {str(k): np.asarray(v, dtype=np.float32) for k, v in self.elements.items()}
+
+    # -- derived --------------------------------------------------------------------------
+    @classmethod
+    def not_applicable(cls, reason: str, meta: dict[str, Any] | None = None) -> "Detection":
+        return cls(status=Status.NOT_APPLICABLE, reason=reason, meta=dict(meta or {}))
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """Boolean H x W mask: ``heatmap >= threshold`` (None without a heatmap)."""
+        return None if self.heatmap is None else self.heatmap >= self.threshold
+
+    @property
+    def label(self) -> bool | None:
+        """Image-level decision ``score >= threshold`` (None when not applicable)."""
+        return None if self.score is None else self.score >= self.threshold
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary; arrays other than the heatmap become nested lists."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "status": self.status.value,
+            "reason": self.reason,
+            "score": self.score,
+            "threshold": self.threshold,
+            "label": self.label,
+            "categories": dict(self.categories),
+            "elements": {k: v.tolist() for k, v in self.elements.items()},
+            "heatmap_shape": None if self.heatmap is None else list(self.heatmap.shape),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], heatmap: np.ndarray | None = None) -> "Detection":
+        if d.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ValueError(f"detection format {d['format_version']} is newer than this package reads")
+        return cls(
+            score=d.get("score"),
+            heatmap=heatmap,
+            threshold=d.get("threshold", 0.5),
+            status=d.get("status", "ok"),
+            reason=d.get("reason"),
+            categories=d.get("categories") or {},
+            elements={k: np.asarray(v, dtype=np.float32) for k, v in (d.get("elements") or {}).items()},
+            meta=d.get("meta") or {},
+        )
+
+    def save(self, directory: str | os.PathLike) -> dict[str, str]:
+        """Write ``detection.json`` (+ ``heatmap.png``, ``mask.png``); return role -> file name."""
+        from artifacts.io import save_image
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = {"detection": JSON_FILE}
+        if self.heatmap is not None:
+            save_image(directory / HEATMAP_FILE, np.round(self.heatmap * 65535.0).astype(np.uint16))
+            save_image(directory / MASK_FILE, self.mask)
+            files.update(heatmap=HEATMAP_FILE, mask=MASK_FILE)
+        text = json.dumps(self.to_dict(), indent=1, default=_json_default)
+        (directory / JSON_FILE).write_text(text + "\n")
+        return files
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Detection":
+        directory = Path(directory)
+        d = json.loads((directory / JSON_FILE).read_text())
+        heatmap = None
+        if d.get("heatmap_shape") is not None:
+            import cv2
+
+            raw = cv2.imread(str(directory / HEATMAP_FILE), cv2.IMREAD_UNCHANGED)
+            if raw is None or raw.dtype != np.uint16:
+                raise ValueError(f"{directory / HEATMAP_FILE}: missing or not a 16-bit heatmap")
+            heatmap = raw.astype(np.float32) / 65535.0
+        return cls.from_dict(d, heatmap=heatmap)
+
+
+def _json_default(obj: Any) -> Any:
+    """Make numpy scalars/arrays and paths in ``meta`` JSON-serialisable."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, Enum)):
+        return str(obj.value if isinstance(obj, Enum) else obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")

@@ -1,0 +1,67 @@
+"""Pictures of results: colourised heatmaps, overlays with mask outlines, contact sheets.
+
+Inputs are edge arrays (H,W,3 uint8/uint16 images, H,W float heatmaps in [0, 1], bool masks);
+outputs are H,W,3 uint8 RGB ready to save.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Display copy of an edge image (uint16 -> uint8, grey -> RGB)."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif pixels.dtype == bool:
+        pixels = pixels.astype(np.uint8) * 255
+    elif pixels.dtype != np.uint8:
+        pixels = (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    return np.ascontiguousarray(pixels)
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """Heatmap in [0, 1] -> RGB (perceptually ordered 'inferno' colour map)."""
+    import cv2
+
+    grey = (np.clip(heatmap, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)[..., ::-1].copy()
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None = None, opacity: float = 0.5) -> np.ndarray:
+    """Blend the colourised heatmap over the image and outline ``mask`` in cyan."""
+    import cv2
+
+    base = to_uint8(image).astype(np.float32)
+    heat = colorize(heatmap).astype(np.float32)
+    weight = opacity * np.clip(heatmap, 0.0, 1.0)[..., None]
+    out = (base * (1.0 - weight) + heat * weight + 0.5).astype(np.uint8)
+    if mask is not None and mask.any():
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        thickness = max(1, round(max(out.shape[:2]) / 400))
+        cv2.drawContours(out, contours, -1, (0, 255, 255), thickness)
+    return out
+
+
+def contact_sheet(rows: list[list[np.ndarray]], labels: list[str] | None = None, height: int = 160) -> np.ndarray:
+    """Grid of images (each row resized to ``height``), with an optional text label per row."""
+    import cv2
+
+    lines = []
+    for i, row in enumerate(rows):
+        tiles = []
+        for img in row:
+            img = to_uint8(img)
+            w = max(1, round(img.shape[1] * height / img.shape[0]))
+            tiles.append(cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA))
+            tiles.append(np.full((height, 4, 3), 255, np.uint8))
+        line = np.concatenate(tiles[:-1], axis=1)
+        if labels:
+            band = np.full((22, line.shape[1], 3), 255, np.uint8)
+            cv2.putText(band, labels[i][:120], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            line = np.concatenate([band, line], axis=0)
+        lines.append(line)
+    width = max(line.shape[1] for line in lines)
+    padded = [np.pad(line, ((0, 6), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
+    return np.concatenate(padded, axis=0)

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests that need ../shared/data skip when it is absent (a user's machine)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ARTIFACTS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared/data is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> Path:
+    """A small seeded manipulation set (Tp/, Gt/, Au/) from photos shipped with scikit-image."""
+    from artifacts.datasets.manipulation import write_dataset
+
+    root = tmp_path_factory.mktemp("generated")
+    write_dataset(root, n=8, seed=123, n_authentic=2)
+    return root
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real `artifacts` command (as installed: `python -m artifacts`) in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "artifacts", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=REPO)

@@ -1,0 +1,41 @@
+import json
+
+import numpy as np
+import pytest
+
+import artifacts
+from artifacts.datasets.splits import load_split
+from artifacts.registry import model_info
+from artifacts.weights import resolve
+from tests.conftest import run_cli
+
+
+def test_calibration_smoke_run_writes_a_usable_file(tmp_path):
+    out = run_cli("train", "manipulation", "--model", "noise-residual", "-o", str(tmp_path), "--n", "12", "-q")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    record = json.loads((tmp_path / "noise_residual_calib-v1.json").read_text())
+    assert record["pixel"]["a"] > 0  # higher raw inconsistency -> more likely manipulated
+    assert result["held_out"]["n_images"] == 3
+    assert set(record["fit"]["photos"]).isdisjoint(load_split("manipulation")["example"])
+    det = artifacts.create("noise-residual", weights=str(tmp_path / "noise_residual_calib-v1.json"), device="cpu")
+    assert det.weight_id.startswith("file:") and det.calibrated
+    assert 0 <= det.detect(np.zeros((128, 128, 3), np.uint8) + 100).score <= 1
+
+
+def test_unknown_recipe_is_a_clear_error():
+    out = run_cli("train", "dmri", "--model", "noise-residual", "-o", "unused")
+    assert out.returncode == 2 and "belongs to task 'manipulation'" in out.stderr
+
+
+@pytest.mark.slow
+def test_shipped_calibration_is_reproducible(tmp_path):
+    """The packaged calibration comes from its recorded command (default settings)."""
+    out = run_cli("train", "manipulation", "--model", "noise-residual", "-o", str(tmp_path), "-q", timeout=900)
+    assert out.returncode == 0, out.stderr
+    fresh = json.loads((tmp_path / "noise_residual_calib-v1.json").read_text())
+    shipped = json.loads(resolve(model_info("noise-residual").weight_spec()).path.read_text())
+    for part in ("pixel", "image"):
+        for k in ("a", "b"):
+            assert fresh[part][k] == pytest.approx(shipped[part][k], rel=1e-3, abs=1e-4)
+    assert fresh["config"] == shipped["config"] and fresh["fit"]["seeds"] == shipped["fit"]["seeds"]
