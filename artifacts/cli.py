@@ -114,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "detect", help="run a detector over files or folders into a resumable result store",
-        description="Run a detector over images (files, folders searched recursively, globs, list files). "
-                    "Results go to OUT/artifacts.sqlite and OUT/items/<key>/ (detection.json, heatmap.png, "
-                    "mask.png, overlay.png), plus OUT/results.csv and OUT/results.jsonl. A rerun skips what "
-                    "is done; a killed run resumes.",
+        description="Run a detector over images (files, folders searched recursively, globs, list files).\n"
+                    "Results go to OUT/artifacts.sqlite and OUT/items/<key>/ (detection.json, heatmap.png,\n"
+                    "mask.png, overlay.png), plus OUT/results.csv and OUT/results.jsonl.\n"
+                    "A rerun skips what is done; a killed run resumes.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("task", help="detection task: manipulation (synthetic, dmri, views as they land)")

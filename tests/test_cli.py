@@ -51,6 +51,7 @@ def test_models_lists_weight_status():
     (["detect", "forgery", ".", "-o", "OUT"], "unknown task"),
     (["detect", "manipulation", ".", "-o", "OUT", "--set", "qq=1"], "unknown option"),
     (["detect", "manipulation", "-o", "OUT"], "no inputs"),
+    (["detect", "synthetic", ".", "-o", "OUT", "--model", "noise-residual"], "belongs to task 'manipulation'"),
 ])
 def test_usage_errors_exit_2_without_traceback(tmp_path, args, message):
     args = [a.replace("OUT", str(tmp_path / "o")) for a in args]

@@ -127,11 +127,14 @@ def run_batch(
     Pass ``detector`` (an already built detector) or ``model``/``weights``/``device``/overrides
     (built with :func:`artifacts.create`; default model of ``task``).
     """
-    from artifacts.registry import create, default_model
+    from artifacts.registry import create, default_model, model_info
 
     t_start = time.perf_counter()
     if detector is None:
-        detector = create(model or default_model(task), weights=weights, device=device, **overrides)
+        name = model_info(model).full_name if model else default_model(task)
+        if not name.startswith(f"{task}/"):
+            raise ValueError(f"model {name} belongs to task {name.split('/')[0]!r}, not {task!r}")
+        detector = create(name, weights=weights, device=device, **overrides)
     task = detector.task or task
     if items is None:
         items = ITEM_FINDERS[detector.item_kind](list(inputs or []), recursive=recursive, files_from=files_from)
