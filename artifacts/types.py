@@ -124,20 +124,24 @@ class Detection:
             meta=d.get("meta") or {},
         )
 
-    def save(self, directory: str | os.PathLike) -> dict[str, str]:
-        """Write ``detection.json`` (+ ``heatmap.png``, ``mask.png``); return role -> file name."""
-        from artifacts.io import save_image
+    def to_files(self) -> dict[str, bytes]:
+        """File name -> content: ``detection.json`` (+ ``heatmap.png``, ``mask.png``)."""
+        from artifacts.io import encode_image
 
+        files = {JSON_FILE: (json.dumps(self.to_dict(), indent=1, default=_json_default) + "\n").encode()}
+        if self.heatmap is not None:
+            files[HEATMAP_FILE] = encode_image(np.round(self.heatmap * 65535.0).astype(np.uint16))
+            files[MASK_FILE] = encode_image(self.mask)
+        return files
+
+    def save(self, directory: str | os.PathLike) -> list[str]:
+        """Write :meth:`to_files` into ``directory``; return the file names."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        files = {"detection": JSON_FILE}
-        if self.heatmap is not None:
-            save_image(directory / HEATMAP_FILE, np.round(self.heatmap * 65535.0).astype(np.uint16))
-            save_image(directory / MASK_FILE, self.mask)
-            files.update(heatmap=HEATMAP_FILE, mask=MASK_FILE)
-        text = json.dumps(self.to_dict(), indent=1, default=_json_default)
-        (directory / JSON_FILE).write_text(text + "\n")
-        return files
+        files = self.to_files()
+        for name, content in files.items():
+            (directory / name).write_bytes(content)
+        return list(files)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Detection":

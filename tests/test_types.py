@@ -41,7 +41,7 @@ def test_round_trip_through_files(tmp_path):
         meta={"model": "manipulation/x", "preprocessing": {"pad": [0, 3]}, "np": np.float32(1.5)},
     )
     files = det.save(tmp_path)
-    assert set(files) == {"detection", "heatmap", "mask"}
+    assert set(files) == {"detection.json", "heatmap.png", "mask.png"}
     back = Detection.load(tmp_path)
     # 16-bit PNG quantisation: at most half a step of 1/65535
     assert np.abs(back.heatmap - heat).max() <= 0.5 / 65535 + 1e-7

@@ -231,21 +231,57 @@ def _run_detector(detector, batch: list[tuple], writer: "_Writer") -> None:
         writer.put(item, key, hashes, payload, det, None)
 
 
+def item_result(payload, det, error: str | None, *, save_files: bool = True) -> tuple[dict, dict[str, bytes]]:
+    """The per-item part of a row and the item's files (name -> bytes): detection JSON, heatmap,
+    mask and an overlay on the input image. Only results with arrays get files; scores,
+    categories and meta live in the row. Used by every engine (locally in the writer thread, in
+    the actors on Ray)."""
+    files: dict[str, bytes] = {}
+    if error is None and save_files and (det.heatmap is not None or det.elements):
+        try:
+            files = det.to_files()
+            pixels = getattr(payload, "pixels", None)
+            if det.heatmap is not None and pixels is not None and pixels.shape[:2] == det.heatmap.shape:
+                from artifacts.io import encode_image
+                from artifacts.viz import overlay
+
+                files["overlay.png"] = encode_image(overlay(pixels, det.heatmap, det.mask))
+        except Exception as exc:
+            error, files = f"saving results failed: {one_line(exc)}", {}
+    if error is not None:
+        return {"status": "error", "error": error, "files": {}}, {}
+    fields = {"status": det.status.value, "error": None, "score": det.score, "threshold": det.threshold,
+              "label": None if det.label is None else int(det.label), "categories": det.categories,
+              "files": {name.split(".")[0]: name for name in files}, "meta": det.meta}
+    return fields, files
+
+
 class _Writer:
     """One thread that renders files and commits rows, so the detector never waits on disk."""
 
     def __init__(self, store, detector, fingerprint, run_id, counts, errors, save_files):
-        self.store, self.detector, self.fingerprint = store, detector, fingerprint
-        self.run_id, self.counts, self.errors, self.save_files = run_id, counts, errors, save_files
+        from artifacts._version import __version__
+
+        self.store, self.counts, self.errors, self.save_files = store, counts, errors, save_files
+        self.base = {"task": detector.task, "model": fingerprint["model"], "weights": fingerprint["weights"],
+                     "config": fingerprint["config"], "package_version": __version__, "run_id": run_id}
         self.q: queue.Queue = queue.Queue(maxsize=8)
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="artifacts-writer", daemon=True)
         self.thread.start()
 
     def put(self, item, key, hashes, payload, det, error) -> None:
+        """Queue a detection (or an error) to be rendered and committed."""
+        self._put(("render", item, key, hashes, payload, det, error))
+
+    def put_rendered(self, item, key, hashes, fields, files) -> None:
+        """Queue a result already rendered by :func:`item_result` (e.g. in a remote actor)."""
+        self._put(("commit", item, key, hashes, fields, files))
+
+    def _put(self, job) -> None:
         if self.failure is not None:
             raise RuntimeError(f"writing results failed: {one_line(self.failure)}") from self.failure
-        self.q.put((item, key, hashes, payload, det, error))
+        self.q.put(job)
 
     def close(self) -> None:
         self.q.put(None)
@@ -257,59 +293,29 @@ class _Writer:
         while (job := self.q.get()) is not None:
             if self.failure is None:
                 try:
-                    self._commit(*job)
+                    if job[0] == "render":
+                        _, item, key, hashes, payload, det, error = job
+                        fields, files = item_result(payload, det, error, save_files=self.save_files)
+                    else:
+                        _, item, key, hashes, fields, files = job
+                    self._commit(item, key, hashes, fields, files)
                 except BaseException as exc:  # disk full, permissions: stop the run, keep what is committed
                     self.failure = exc
 
-    def _commit(self, item, key, hashes, payload, det, error) -> None:
-        from artifacts._version import __version__
-
-        fp = self.fingerprint
+    def _commit(self, item, key, hashes, fields: dict, files: dict[str, bytes]) -> None:
         row = {
             "key": key or f"unhashed-{item.id}",
             "item_id": item.id,
             "kind": item.kind,
-            "task": self.detector.task,
-            "model": fp["model"],
-            "weights": fp["weights"],
-            "config": fp["config"],
             "input_sha256": input_digest(hashes) if hashes else "",
             "inputs": hashes or {role: {"path": p} for role, p in item.files.items()},
-            "package_version": __version__,
-            "run_id": self.run_id,
+            **self.base,
+            **fields,
         }
-        staged, files = None, {}
-        # a folder only for results with arrays; scores, categories and meta live in the row
-        if error is None and self.save_files and (det.heatmap is not None or det.elements):
-            try:
-                staged = self.store.staging_dir(row["key"])
-                files = _save_item(staged, det, payload)
-            except Exception as exc:
-                error = f"saving results failed: {one_line(exc)}"
-        if error is not None:
-            row.update(status="error", error=error, files={})
-            self.store.commit(row)
-            self.counts["error"] += 1
-            self.errors.append((item.id, error))
-            return
-        row.update(status=det.status.value, error=None, score=det.score, threshold=det.threshold,
-                   label=None if det.label is None else int(det.label), categories=det.categories,
-                   files=files, meta=det.meta)
-        self.store.commit(row, staged)
-        self.counts[det.status.value] += 1
-
-
-def _save_item(directory: Path, det, payload) -> dict[str, str]:
-    """The item's files: detection JSON, heatmap, mask, and an overlay on the input image."""
-    from artifacts.io import save_image
-    from artifacts.viz import overlay
-
-    files = det.save(directory)
-    pixels = getattr(payload, "pixels", None)
-    if det.heatmap is not None and pixels is not None and pixels.shape[:2] == det.heatmap.shape:
-        save_image(directory / "overlay.png", overlay(pixels, det.heatmap, det.mask))
-        files["overlay"] = "overlay.png"
-    return files
+        self.store.commit(row, files)
+        self.counts[fields["status"]] += 1
+        if fields["status"] == "error":
+            self.errors.append((item.id, fields["error"]))
 
 
 def _progress(total: int, enabled: bool):

@@ -138,15 +138,17 @@ class Store:
         with self._lock:
             return {r[0] for r in self._db.execute(sql)}
 
-    def staging_dir(self, key: str) -> Path:
-        path = self.items_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        return path
-
-    def commit(self, row: dict[str, Any], staged: Path | None = None) -> None:
-        """Move ``staged`` files to ``items/<key>/`` (if any), then upsert the row."""
+    def commit(self, row: dict[str, Any], files: dict[str, bytes] | None = None) -> None:
+        """Write ``files`` (name -> bytes) to ``items/<key>/`` through a staging folder, then
+        upsert the row. A folder left by an earlier, uncommitted attempt is replaced."""
         key = row["key"]
         final = self.items_dir / key
+        staged = None
+        if files:
+            staged = self.items_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+            staged.mkdir(parents=True)
+            for name, content in files.items():
+                (staged / name).write_bytes(content)
         if final.exists():
             old = self.items_dir / f".old-{key}-{uuid.uuid4().hex[:8]}"
             final.rename(old)

@@ -12,12 +12,14 @@ imported inside the functions that use them.
 """
 
 from .convert import as_images, from_tensor, to_float, to_tensor
+from ._encode import encode_image
 from .image import ImageData, ImageReadError, image_info, load_image, save_image
 
 __all__ = [
     "ImageData",
     "ImageReadError",
     "as_images",
+    "encode_image",
     "from_tensor",
     "image_info",
     "load_image",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["save_image"]
+__all__ = ["encode_image", "save_image"]
 
 # File extension -> Pillow format name.
 _FORMATS = {
@@ -39,12 +39,15 @@ def save_image(path: str | os.PathLike[str], array: np.ndarray, *, quality: int 
     applies to JPEG and WebP.  Raises ValueError for unsupported inputs.
     """
     target = os.fspath(path)
-    ext = os.path.splitext(target)[1].lower()
-    if ext not in _FORMATS:
-        raise ValueError(f"save_image: unsupported extension {ext!r} for {target}; use one of {sorted(_FORMATS)}")
-    fmt = _FORMATS[ext]
-    pixels = _pixels_for_saving(np.asarray(array), fmt)
-    _write_atomic(target, _encode(pixels, fmt, quality))
+    _write_atomic(target, encode_image(array, os.path.splitext(target)[1], quality=quality))
+
+
+def encode_image(array: np.ndarray, ext: str = ".png", *, quality: int = 95) -> bytes:
+    """The bytes of ``array`` as a file of type ``ext`` (same rules as :func:`save_image`)."""
+    fmt = _FORMATS.get(ext.lower())
+    if fmt is None:
+        raise ValueError(f"unsupported extension {ext!r} for an image file; use one of {sorted(_FORMATS)}")
+    return _encode(_pixels_for_saving(np.asarray(array), fmt), fmt, quality)
 
 
 def _pixels_for_saving(arr: np.ndarray, fmt: str) -> np.ndarray:

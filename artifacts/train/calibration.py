@@ -1,7 +1,7 @@
 """Recipe ``calibration``: fit the Platt curves of a training-free detector on generator data.
 
-The detector must expose ``raw(pixels) -> (raw_map, image_stat, diagnostics) | None``. For each
-seed the generator makes a manipulated image (even seeds) or an authentic one through the same
+The detector is a :class:`~artifacts.detectors.calibrated.CalibratedDetector`: ``raw(image)``
+gives its raw map and image statistic (or ``not_applicable``). For each seed the generator makes a manipulated image (even seeds) or an authentic one through the same
 post-processing (odd seeds), from the photos the ``calibration`` split allows. Image-level
 curve: image statistic vs manipulated/authentic. Pixel-level curve: balanced samples of
 manipulated vs untouched pixels. Both are fitted on the first 75 % of the seeds; the last 25 %
@@ -18,10 +18,29 @@ from typing import Any
 import numpy as np
 
 from artifacts.calibration import fit_platt
+from artifacts.types import Detection
 from artifacts.weights import file_sha256
 
 FORMAT = "artifacts-calibration/1"
 PIXELS_PER_CLASS = 400
+JPEG_QUALITY = (70, 96)  # quality range of calibration samples stored as JPEG
+
+
+def as_stored(pixels: np.ndarray, encoding: str | None, rng: np.random.Generator):
+    """The sample as a detector would read it from disk: as generated, or through a JPEG file."""
+    from artifacts.io import ImageData, load_image
+
+    if encoding is None:
+        return ImageData(pixels=pixels, meta={"format": "generated"})
+    if encoding != "jpeg":
+        raise ValueError(f"unknown calibration encoding {encoding!r}")
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=int(rng.integers(*JPEG_QUALITY)))
+    return load_image(buf.getvalue())
 
 
 def calibrate(info, out: str, *, n: int = 160, seed: int = 10_000, progress: bool = True, **overrides: Any) -> dict:
@@ -45,10 +64,10 @@ def calibrate(info, out: str, *, n: int = 160, seed: int = 10_000, progress: boo
     for i in tqdm(range(n), desc="calibrating", unit="image", disable=not progress):
         s = seed + i
         sample = generate(s, config=gen_cfg, photos=photos) if i % 2 == 0 else authentic(s, config=gen_cfg, photos=photos)
-        raw = detector.raw(sample.image)
-        if raw is None:
+        raw = detector.raw(as_stored(sample.image, info.cls.calibration_encoding, rng))
+        if isinstance(raw, Detection):  # not applicable to this sample
             continue
-        raw_map, stat, _ = raw
+        raw_map, stat = raw.map, raw.stat
         part = "fit" if i < n_fit else "held"
         img_x.append(stat)
         img_y.append(int(sample.kind != "authentic"))

@@ -40,16 +40,12 @@ than 4 windows a side (< 72 px) are ``not_applicable``.
 """
 from __future__ import annotations
 
-import json
-import time
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from artifacts.calibration import Platt
-from artifacts.detectors.base import Detector
+from artifacts.detectors.calibrated import CalibratedDetector, Raw
 from artifacts.registry import register_model
 from artifacts.types import Detection
 from artifacts.weights import WeightSpec
@@ -205,43 +201,25 @@ def robust_gaussian(x, fit_mask, iters: int):
     default=True,
     description="training-free noise-residual inconsistency (Splicebuster-style co-occurrence features, robust EM)",
 )
-class NoiseResidualDetector(Detector):
+class NoiseResidualDetector(CalibratedDetector):
     """Training-free high-pass noise-residual inconsistency detector."""
 
-    recipe = "calibration"  # `artifacts train` fits its Platt curves (see artifacts.train)
     #: manipulations a noise method can see; copy-move keeps the image's own noise (out of scope)
     calibration_kinds = ("splice", "splice_blend", "removal")
 
-    def __init__(self, config: NoiseResidualConfig, weights=None, device=None):
-        super().__init__(config, weights, device)
-        if weights is not None:
-            cal = json.loads(weights.path.read_text())
-            self.pixel_cal, self.image_cal = Platt(**cal["pixel"]), Platt(**cal["image"])
-            fitted = {k: v for k, v in cal.get("config", {}).items() if k not in ("threshold", "tile")}
-            changed = {k: v for k, v in fitted.items() if getattr(config, k, v) != v}
-            if changed:
-                warnings.warn(f"noise-residual: calibration {weights.id} was fitted with {changed}; "
-                              "scores under other settings are not calibrated", stacklevel=3)
-            self.calibrated = not changed
-        else:  # uncalibrated: a fixed monotone map so outputs stay in [0, 1]; not a calibrated detector
-            self.pixel_cal, self.image_cal = Platt(2.0, -6.0), Platt(2.0, -6.0)
-            self.calibrated = False
-
-    def raw(self, pixels: np.ndarray) -> tuple[np.ndarray, float, dict] | None:
-        """Raw (uncalibrated) map at the image's size, image statistic and diagnostics.
-
-        Returns None when the image is too small for the window grid. Calibration
-        (``artifacts train``) fits its curves on exactly these values.
-        """
+    def raw(self, image) -> Raw | Detection:
+        """Raw Mahalanobis map at the image's size and its 98th percentile (see module docstring)."""
         import cv2
         import torch
 
         cfg = self.config
+        pixels = image.pixels
         h, w = pixels.shape[:2]
         win = cfg.window
         hc, wc = -(-h // cfg.cell), -(-w // cfg.cell)
         if hc - win + 1 < 4 or wc - win + 1 < 4:
-            return None
+            need = (win + 3) * cfg.cell
+            return Detection.not_applicable(f"image too small ({w}x{h}): needs at least {need} px a side")
         hist = cell_histograms(luminance(pixels), cfg.q, cfg.cell, cfg.tile, self.device).double()
         clip = torch.as_tensor(clipped(pixels).astype(np.uint8), device=self.device)
         clip = torch.nn.functional.pad(clip, (0, wc * cfg.cell - w, 0, hc * cfg.cell - h))
@@ -263,28 +241,12 @@ class NoiseResidualDetector(Detector):
         dist = ((zc @ prec) * zc).sum(1).clamp_min(0).sqrt() / np.sqrt(dims)  # ~1 for inliers
         dist = torch.where(fit, dist, dist[fit].median())
         cell_map = spread(dist.view(hw, ww), win, (hc, wc)).float().cpu().numpy()
-        stat = float(np.quantile(cell_map, 0.98))
         # cell centres sit at (i + 0.5) * cell: resize the padded grid, then crop to the image
         full = cv2.resize(cell_map, (wc * cfg.cell, hc * cfg.cell), interpolation=cv2.INTER_LINEAR)[:h, :w]
-        diag = {"window_px": win * cfg.cell, "cell_px": cfg.cell, "pca_dims": dims, "outlier_share": round(outlier_share, 4)}
-        return np.ascontiguousarray(full), stat, diag
-
-    def detect_one(self, image) -> Detection:
-        t0 = time.perf_counter()
-        h, w = image.pixels.shape[:2]
-        out = self.raw(image.pixels)
-        if out is None:
-            return Detection.not_applicable(f"image too small ({w}x{h}): needs at least 4 windows per side")
-        raw_map, stat, diag = out
-        meta = {
-            "preprocessing": {"resize": None, "pad": None, "tile_px": self.config.tile, "luminance": "BT.601"},
-            "raw": {"image_stat": round(stat, 5), **diag},
-            "calibrated": self.calibrated,
-            "timings": {"compute_s": round(time.perf_counter() - t0, 6)},
-        }
-        return Detection(
-            score=float(np.clip(self.image_cal(stat), 0.0, 1.0)),
-            heatmap=np.clip(self.pixel_cal(raw_map), 0.0, 1.0).astype(np.float32),
-            threshold=self.threshold,
-            meta=meta,
+        return Raw(
+            map=np.ascontiguousarray(full),
+            stat=float(np.quantile(cell_map, 0.98)),
+            diagnostics={"window_px": win * cfg.cell, "cell_px": cfg.cell, "pca_dims": dims,
+                         "outlier_share": round(outlier_share, 4)},
+            preprocessing={"resize": None, "pad": None, "tile_px": cfg.tile, "luminance": "BT.601"},
         )
