@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from artifacts.calibration import Platt, fit_platt
-from artifacts.metrics import pixel_scores, roc_auc
+from artifacts.metrics import average_precision, pixel_scores, roc_auc
 
 sklearn = pytest.importorskip("sklearn.metrics")
 
@@ -53,3 +53,41 @@ def test_balanced_platt_puts_half_between_the_classes():
     y = np.r_[np.zeros(9000), np.ones(1000)]
     assert 1.5 < fit_platt(x, y, balanced=True).inverse(0.5) < 2.5  # near the midpoint, not pushed by the prior
     assert fit_platt(x, y, balanced=False).inverse(0.5) > 2.5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_precision_matches_sklearn_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.random(300) < 0.3
+    s = np.round(rng.random(300) + y * 0.4, 1)
+    assert average_precision(s, y) == pytest.approx(sklearn.average_precision_score(y, s))
+
+
+def test_threshold_counts_match_direct_masks():
+    from artifacts.metrics import THRESHOLDS, scores_from_counts, threshold_counts
+
+    rng = np.random.default_rng(3)
+    heat = rng.random((40, 50)).astype(np.float32)
+    heat[0, :5] = [0.0, 0.5, 1.0, 0.25, 0.75]  # exact threshold values
+    gt = rng.random((40, 50)) < 0.2
+    curve = scores_from_counts(*threshold_counts(heat, gt))
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        k = int(np.flatnonzero(THRESHOLDS == t)[0])
+        assert curve["f1"][k] == pytest.approx(pixel_scores(heat >= t, gt)["f1"])
+        assert curve["f1"][k] == pytest.approx(sklearn.f1_score(gt.ravel(), (heat >= t).ravel(), zero_division=1))
+
+
+def test_bootstrap_interval_covers_and_narrows():
+    from artifacts.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
+    lo_s, hi_s = bootstrap_ci(small.size, lambda i: small[i].mean(), n_boot=500)
+    lo_l, hi_l = bootstrap_ci(large.size, lambda i: large[i].mean(), n_boot=500)
+    assert lo_s < small.mean() < hi_s and lo_l < large.mean() < hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 5
+
+    def undefined(i):
+        raise ValueError("e.g. an AUC on a resample with one class")
+
+    assert np.isnan(bootstrap_ci(20, undefined, n_boot=50)[0])

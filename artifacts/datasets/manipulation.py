@@ -28,7 +28,11 @@ adjacent SLIC superpixels grown by colour similarity (boundaries that follow
 image edges), always one connected component.  The whole result then goes
 through a random post-processing chain (resize, JPEG, blur, noise), recorded
 in ``Sample.meta``.  :func:`authentic` passes pristine photos through the same
-chain so that negatives share the post-processing.
+chain so that negatives share the post-processing.  With
+``GeneratorConfig.host_jpeg`` set, every photo (host and donor) is first
+JPEG-compressed at a random quality right after its crop and downscale, so
+that the untouched pixels carry the traces of an earlier JPEG compression
+(off by default).
 
 Everything is driven by one ``numpy.random.default_rng(seed)``: the same seed
 gives identical arrays, and :func:`write_dataset` gives byte-identical files.
@@ -86,6 +90,11 @@ class GeneratorConfig:
     crop: tuple[float, float] = (0.7, 1.0)  # fraction of each side kept by a random crop
     donor_scale: tuple[float, float] = (0.6, 1.6)
     min_side: int = 128  # post-resize never makes the shorter side smaller than this
+    # JPEG quality range (inclusive) at which every prepared photo, host and donor alike, is
+    # compressed before the edit (a photo that was a JPEG before it was edited, as for the
+    # JPEG-grid and double-quantisation detectors); None (default) = no compression, and
+    # then no random number is drawn for it, so existing seeds give identical samples
+    host_jpeg: Optional[tuple[int, int]] = None
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
@@ -98,6 +107,11 @@ class GeneratorConfig:
         lo, hi = self.area
         if not 0 < lo < hi <= 0.5:
             raise ValueError(f"area must satisfy 0 < lo < hi <= 0.5, got {self.area}")
+        if self.host_jpeg is not None:
+            qlo, qhi = self.host_jpeg
+            if not 1 <= qlo <= qhi <= 100:
+                raise ValueError(f"host_jpeg must be a quality range 1 <= lo <= hi <= 100, got {self.host_jpeg}")
+            self.host_jpeg = (int(qlo), int(qhi))
 
 
 @dataclass

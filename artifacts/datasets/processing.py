@@ -1,7 +1,9 @@
 """Image processing around an edit, for :mod:`artifacts.datasets.manipulation`.
 
 * :func:`prepare` -- what every photo (host or donor) goes through before it
-  is edited: a random crop, then a downscale to ``GeneratorConfig.max_side``.
+  is edited: a random crop, then a downscale to ``GeneratorConfig.max_side``,
+  then (only when ``GeneratorConfig.host_jpeg`` is set) a JPEG round-trip at a
+  random quality of that range.
 * :func:`post_process` -- the random post-processing chain (resize, JPEG,
   blur, noise) applied after the edit, identically to the tampered image and
   to the untouched host.
@@ -57,7 +59,10 @@ def pick_interp(rng: Generator, factor: float) -> str:
 
 
 def prepare(rng: Generator, photo: Photo, cfg: GeneratorConfig) -> tuple[np.ndarray, dict]:
-    """Random crop, then downscale to ``cfg.max_side``."""
+    """Random crop, then downscale to ``cfg.max_side``, then, when ``cfg.host_jpeg`` is
+    set, a JPEG round-trip at a quality drawn from that inclusive range (single-channel for
+    greyscale photos; recorded as ``info["jpeg"]``).  Without ``host_jpeg`` no random number
+    is drawn after the crop, so seeds give the same photos as before the option existed."""
     img = photo.image
     h, w = img.shape[:2]
     fy, fx = rng.uniform(cfg.crop[0], cfg.crop[1], size=2)
@@ -70,6 +75,10 @@ def prepare(rng: Generator, photo: Photo, cfg: GeneratorConfig) -> tuple[np.ndar
         scale = cfg.max_side / max(ch, cw)
         img = resize(img, (max(1, round(ch * scale)), max(1, round(cw * scale))), "area")
     info = {"photo": photo.name, "crop": [y0, x0, ch, cw], "scale": meta_float(scale)}
+    if cfg.host_jpeg is not None:
+        quality = int(rng.integers(cfg.host_jpeg[0], cfg.host_jpeg[1] + 1))
+        img = jpeg(np.ascontiguousarray(img), quality, photo.grey)
+        info["jpeg"] = quality
     return np.array(img, dtype=np.uint8, copy=True), info
 
 

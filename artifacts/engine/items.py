@@ -38,7 +38,7 @@ class Item:
         return next(iter(self.files.values()))
 
 
-def _natural_key(s: str):
+def natural_key(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
@@ -74,12 +74,12 @@ def discover_images(inputs: list[str], *, recursive: bool = True, files_from: st
     for raw in list(inputs) + (_read_list(files_from) if files_from else []):
         path = Path(raw).expanduser()
         if path.is_dir():
-            files = sorted(_scan_folder(path, recursive), key=lambda p: _natural_key(str(p)))
+            files = sorted(_scan_folder(path, recursive), key=lambda p: natural_key(str(p)))
             entries += [(f, f.relative_to(path).as_posix()) for f in files]
         elif path.is_file():
             entries.append((path, path.name))
         elif glob.has_magic(raw):
-            matches = sorted(glob.glob(os.path.expanduser(raw), recursive=True), key=_natural_key)
+            matches = sorted(glob.glob(os.path.expanduser(raw), recursive=True), key=natural_key)
             if not matches:
                 raise FileNotFoundError(f"no files match {raw!r}")
             entries += [(Path(m), Path(m).name) for m in matches if Path(m).is_file()]

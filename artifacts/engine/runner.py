@@ -250,7 +250,8 @@ def item_result(payload, det, error: str | None, *, save_files: bool = True) -> 
             error, files = f"saving results failed: {one_line(exc)}", {}
     if error is not None:
         return {"status": "error", "error": error, "files": {}}, {}
-    fields = {"status": det.status.value, "error": None, "score": det.score, "threshold": det.threshold,
+    fields = {"status": det.status.value, "error": None, "reason": det.reason, "score": det.score,
+              "threshold": det.threshold,
               "label": None if det.label is None else int(det.label), "categories": det.categories,
               "files": {name.split(".")[0]: name for name in files}, "meta": det.meta}
     return fields, files

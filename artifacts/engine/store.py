@@ -6,8 +6,8 @@ never a second store):
 - ``runs``: one row per run (task, model, weights, config, package version, command, counts).
 - ``results``: one row per (item content, model, weights, config) = ``key``: item id, kind,
   input SHA-256 (bundle digest) and per-file hashes, status (``ok``/``not_applicable``/``error``),
-  error message, score, threshold, label, categories, files (relative to OUT), meta, package
-  version, the run that wrote it.
+  error message, reason (why not applicable), score, threshold, label, categories, files
+  (relative to OUT), meta, package version, the run that wrote it.
 
 Commit protocol, safe against SIGKILL at any instruction: files are written to a staging folder,
 renamed into ``items/<key>/``, then the row is upserted in its own transaction (SQLite WAL). A
@@ -59,6 +59,7 @@ MIGRATIONS: list[str] = [
         inputs TEXT NOT NULL,
         status TEXT NOT NULL CHECK (status IN ('ok', 'not_applicable', 'error')),
         error TEXT,
+        reason TEXT,
         score REAL,
         threshold REAL,
         label INTEGER,
@@ -186,6 +187,21 @@ class Store:
             sql, args = sql + " AND status = ?", args + [status]
         with self._lock:
             return [self._decode(r) for r in self._db.execute(sql + " ORDER BY item_id, model", args)]
+
+    def detection(self, key: str):
+        """The stored :class:`~artifacts.types.Detection` of ``key`` (None if absent or an error)."""
+        from artifacts.types import Detection
+
+        with self._lock:
+            found = self._db.execute("SELECT * FROM results WHERE key = ?", (key,)).fetchone()
+        if found is None or found["status"] == "error":
+            return None
+        row = self._decode(found)
+        folder = self.items_dir / key
+        if (folder / "detection.json").is_file():
+            return Detection.load(folder)
+        return Detection(score=row["score"], threshold=row["threshold"], status=row["status"], reason=row["reason"],
+                         categories=row["categories"] or {}, meta=row["meta"] or {})
 
     def count(self) -> int:
         with self._lock:

@@ -12,6 +12,7 @@ imported inside the functions that use them.
 """
 
 from .convert import as_images, from_tensor, to_float, to_tensor
+from ._decode import orient_array
 from ._encode import encode_image
 from .image import ImageData, ImageReadError, image_info, load_image, save_image
 
@@ -23,6 +24,7 @@ __all__ = [
     "from_tensor",
     "image_info",
     "load_image",
+    "orient_array",
     "save_image",
     "to_float",
     "to_tensor",

@@ -17,7 +17,7 @@ from PIL import Image, ImageFile
 from ._errors import PolicyError, one_line
 from ._header import GREY_MODES_16, HEAD_SIZE, format_name, png_ihdr, stored_bit_depth
 
-__all__ = ["PNG_TEXT_LIMIT", "decode", "owned", "pil_to_arrays"]
+__all__ = ["PNG_TEXT_LIMIT", "decode", "orient_array", "owned", "pil_to_arrays"]
 
 PNG_TEXT_LIMIT = 1000
 _SUBSAMPLING = {(1, 1): "4:4:4", (2, 1): "4:2:2", (2, 2): "4:2:0", (1, 2): "4:4:0", (4, 1): "4:1:1"}
@@ -275,6 +275,21 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.rot90(arr, 1)
     return arr
+
+
+def orient_array(arr: np.ndarray, orientation: int, *, inverse: bool = False) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an ``H, W[, C]`` array as :func:`load_image` does,
+    or, with ``inverse=True``, undo it (back to the grid stored in the file).
+
+    Analyses tied to the stored pixel grid (JPEG 8x8 blocks) undo the orientation of an
+    image read with ``meta["orientation_applied"]``, work on the stored grid, and apply the
+    orientation again to their output map.  Returns a view where possible (copy it to own it).
+    """
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        raise ValueError(f"EXIF orientation must be an integer 1-8, got {orientation!r}")
+    if inverse:  # 6 and 8 are inverse rotations; the other orientations are their own inverse
+        orientation = {6: 8, 8: 6}.get(orientation, orientation)
+    return _orient(arr, orientation)
 
 
 def _jpeg_facts(im: Image.Image) -> dict[str, Any]:
