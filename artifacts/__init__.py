@@ -31,6 +31,8 @@ _LAZY = {
     "detect": "artifacts.api",
     "run_batch": "artifacts.engine",
     "open_store": "artifacts.engine",
+    "evaluate": "artifacts.eval",
+    "write_report": "artifacts.report",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -38,6 +40,8 @@ __all__ = sorted(_LAZY) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from artifacts.api import detect
     from artifacts.engine import open_store, run_batch
+    from artifacts.eval import evaluate
+    from artifacts.report import write_report
     from artifacts.io import ImageData, ImageReadError, load_image
     from artifacts.registry import create, list_models, model_info, register_model
     from artifacts.types import Detection, Status

@@ -18,8 +18,12 @@ def _cached(name: str, weights: str | None, device: str | None, overrides: tuple
     return create(name, weights=weights, device=device, **dict(overrides))
 
 
-def detect(x, *, task: str = "manipulation", model: str | None = None, weights: str | None = None,
+def detect(x, *, task: str | None = None, model: str | None = None, weights: str | None = None,
            device: str | None = None, **overrides: Any):
-    """Detect artifacts in ``x`` with ``model`` (default: the task's default model)."""
-    detector = _cached(model or default_model(task), weights, device, tuple(sorted(overrides.items())))
+    """Detect artifacts in ``x`` with ``model`` (default: the default model of ``task``, which
+    defaults to ``manipulation``)."""
+    detector = _cached(model or default_model(task or "manipulation"), weights, device,
+                       tuple(sorted(overrides.items())))
+    if task is not None and detector.task != task:
+        raise ValueError(f"model {detector.model_id} belongs to task {detector.task!r}, not {task!r}")
     return detector.detect(x)

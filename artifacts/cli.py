@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 EXIT_CODES = """exit codes:
@@ -15,6 +16,7 @@ EXIT_CODES = """exit codes:
   1    partial failure: some items failed (one-line reasons in the store and results.csv)
   2    usage error: bad arguments, unknown task or model, inputs or weights not found
   3    every item that was processed failed
+  4    cannot write results: output not writable, disk full, store locked by another run or corrupt
   130  interrupted; run the same command again to resume
 """
 
@@ -43,6 +45,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.example:
         from artifacts.examples import make_example
 
+        if inputs or args.files_from:
+            raise ValueError("--example makes its own inputs: drop the inputs or --example")
         example = make_example(args.task, args.out)
         inputs = example.inputs
     if not inputs and not args.files_from:
@@ -51,9 +55,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
         inputs, args.out, task=args.task, model=args.model, weights=args.weights, device=args.device,
         batch_size=args.batch_size, workers=args.workers, resume=not args.no_resume,
         retry_errors=args.retry_errors, files_from=args.files_from, recursive=not args.no_recursive,
-        progress=not args.quiet, command=" ".join(["artifacts"] + sys.argv[1:]), **overrides,
+        progress=not args.quiet, command=args.command_line, engine=args.engine,
+        ray_address=args.ray_address, actors=args.actors, **overrides,
     )
+    from artifacts.report import write_report
+
     print(summary.text())
+    print(f"report: {write_report(args.out)}")
     if example is not None:
         from artifacts.examples import summarise_example
 
@@ -71,6 +79,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       resize_masks=args.resize_masks)
     print(get_adapter(args.task).format(result))
     print(f"\nwritten: {result['json']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from artifacts.report import write_report
+
+    print(write_report(args.out, run_id=args.run, max_items=args.max_items))
     return 0
 
 
@@ -150,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--example", action="store_true",
                    help="generate a seeded example set (manipulations of photos shipped with scikit-image) into "
                         "OUT/example-data, run on it and compare with its ground truth")
+    d.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local threads (default) or a Ray actor pool (needs the [distributed] extra)")
+    d.add_argument("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one)")
+    d.add_argument("--actors", type=int, help="Ray actors running the detector (default: --workers)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_detect)
 
@@ -173,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=cmd_eval)
 
+    r = sub.add_parser("report", help="write OUT/report.html for a result store (also written after each detect)")
+    r.add_argument("out", help="output folder of a detect run (holds artifacts.sqlite)")
+    r.add_argument("--run", type=int, help="only the results written by this run id")
+    r.add_argument("--max-items", type=int, help="row cap (default 2000; the CSV has everything)")
+    r.set_defaults(func=cmd_report)
+
     m = sub.add_parser("models", help="list models and the status of their weights")
     m.add_argument("pattern", nargs="?", help="wildcard filter, e.g. '*noise*'")
     m.add_argument("--task", help="only this task")
@@ -192,19 +217,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sqlite3
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["artifacts"] + (sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("artifacts: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
-        if os.environ.get("ARTIFACTS_DEBUG"):
-            raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"artifacts: error: {msg}", file=sys.stderr)
-        return 2
+    except (KeyError, ValueError, FileNotFoundError, NotADirectoryError, ImportError) as exc:
+        return _fail(exc, 2)
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        from artifacts.engine.store import StoreError
+
+        if isinstance(exc, RuntimeError) and not isinstance(exc, StoreError):
+            raise  # a bug: keep the traceback
+        return _fail(exc, 4)
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    if os.environ.get("ARTIFACTS_DEBUG"):
+        raise exc
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    print(f"artifacts: error: {msg}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,12 +61,15 @@ class ModelInfo:
         raise KeyError(f"{self.full_name} has no weights {tag!r}; known: {[s.tag for s in self.weights]}")
 
     def weight_status(self) -> str:
-        """'packaged', 'found' (in $ARTIFACTS_HOME), 'missing' or 'none' (no weights defined)."""
+        """'found' (in $ARTIFACTS_HOME), 'packaged', 'missing' or 'none' (no weights defined);
+        a file whose sha256 differs from the spec's does not count."""
+        from artifacts.weights import file_sha256
+
         spec = self.weight_spec()
         if spec is None:
             return "none"
         for i, place in enumerate(spec.candidates()):
-            if place.is_file():
+            if place.is_file() and (spec.sha256 is None or file_sha256(place) == spec.sha256):
                 return "found" if i == 0 else "packaged"
         return "missing"
 
@@ -107,9 +110,9 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    _loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
@@ -168,7 +171,7 @@ def build_config(info: ModelInfo, overrides: dict[str, Any]) -> Any:
     fields = {f.name for f in dataclasses.fields(info.config_cls)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise TypeError(f"{info.full_name}: unknown option(s) {unknown}; valid options: {sorted(fields)}")
+        raise ValueError(f"{info.full_name}: unknown option(s) {unknown}; valid options: {sorted(fields)}")
     return info.config_cls(**overrides)
 
 

@@ -128,7 +128,7 @@ class Detection:
         """File name -> content: ``detection.json`` (+ ``heatmap.png``, ``mask.png``)."""
         from artifacts.io import encode_image
 
-        files = {JSON_FILE: (json.dumps(self.to_dict(), indent=1, default=_json_default) + "\n").encode()}
+        files = {JSON_FILE: (json.dumps(self.to_dict(), indent=1, default=json_default) + "\n").encode()}
         if self.heatmap is not None:
             files[HEATMAP_FILE] = encode_image(np.round(self.heatmap * 65535.0).astype(np.uint16))
             files[MASK_FILE] = encode_image(self.mask)
@@ -158,8 +158,8 @@ class Detection:
         return cls.from_dict(d, heatmap=heatmap)
 
 
-def _json_default(obj: Any) -> Any:
-    """Make numpy scalars/arrays and paths in ``meta`` JSON-serialisable."""
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars/arrays, paths and enums (used by every writer)."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

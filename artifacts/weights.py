@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -49,9 +50,6 @@ class WeightSpec:
     threshold: float = 0.5
     package: str | None = None
     notes: str = ""
-
-    def short_id(self) -> str:
-        return f"{self.tag}:{self.sha256[:12]}" if self.sha256 else self.tag
 
     def candidates(self) -> list[Path]:
         """Places this file may be, in resolution order (explicit paths are handled by the caller)."""
@@ -103,16 +101,18 @@ def resolve(spec: WeightSpec | None, explicit: str | os.PathLike | None = None) 
         return ResolvedWeights(path, sha, spec if matches else None)
     if spec is None:
         raise ValueError("resolve() needs a spec or an explicit path")
+    mismatched = []
     for path in spec.candidates():
         if path.is_file():
             sha = file_sha256(path)
             if spec.sha256 and sha != spec.sha256:
-                raise ValueError(
-                    f"{path}: sha256 {sha[:12]}... does not match weights {spec.tag!r} ({spec.sha256[:12]}...); "
-                    "the file is corrupt or a different version"
-                )
+                warnings.warn(f"{path}: sha256 {sha[:12]}... is not weights {spec.tag!r} ({spec.sha256[:12]}...), "
+                              "skipped (a different version or a corrupt file; pass it with weights=PATH to use it)",
+                              stacklevel=3)
+                mismatched.append(str(path))
+                continue
             return ResolvedWeights(path, sha, spec)
-    searched = ", ".join(str(p) for p in spec.candidates())
+    searched = ", ".join(str(p) + (" (sha256 mismatch)" if str(p) in mismatched else "") for p in spec.candidates())
     raise WeightsNotFoundError(
         f"weights {spec.tag!r} ({spec.file}) are not available offline; searched: {searched}. "
         f"Put the file in {artifacts_home() / 'weights'} or pass weights=PATH. Source: {spec.source or 'n/a'}"

@@ -19,6 +19,19 @@ def shared(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_artifacts_home(tmp_path_factory):
+    """Weights a user keeps in ~/.cache/artifacts must not change what the tests see
+    (subprocesses inherit the variable)."""
+    old = os.environ.get("ARTIFACTS_HOME")
+    os.environ["ARTIFACTS_HOME"] = str(tmp_path_factory.mktemp("artifacts-home"))
+    yield
+    if old is None:
+        os.environ.pop("ARTIFACTS_HOME", None)
+    else:
+        os.environ["ARTIFACTS_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory) -> Path:
     """A small seeded manipulation set (Tp/, Gt/, Au/) from photos shipped with scikit-image."""

@@ -144,3 +144,27 @@ def test_casia_run_writes_heatmaps_masks_overlays(tmp_path):
     for folder in items:
         assert {"detection.json", "heatmap.png", "mask.png", "overlay.png"} <= {p.name for p in folder.iterdir()}
     assert "35 already done" in run_cli("detect", "manipulation", str(src), "-o", str(tmp_path / "o"), "-q").stdout
+
+
+def test_output_problems_are_one_line_errors(generated, tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = run_cli("detect", "manipulation", str(generated / "Au"), "-o", str(tmp_path / "file"))
+    assert out.returncode == 2 and "not a folder" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "artifacts.sqlite").write_bytes(b"this is not a database" * 100)
+    out = run_cli("detect", "manipulation", str(generated / "Au"), "-o", str(tmp_path / "broken"))
+    assert out.returncode == 4 and "Traceback" not in out.stderr
+    out = run_cli("detect", "manipulation", str(generated / "Au"), "-o", str(tmp_path / "o"), "--threshold", "1.5")
+    assert out.returncode == 2 and "threshold must be in [0, 1]" in out.stderr
+    out = run_cli("detect", "manipulation", str(generated / "Au"), "-o", str(tmp_path / "o"), "--example")
+    assert out.returncode == 2 and "--example makes its own inputs" in out.stderr
+
+
+@pytest.mark.integration
+def test_report_is_written_after_a_run_and_on_demand(generated, tmp_path):
+    out = run_cli("detect", "manipulation", str(generated / "Au"), "-o", str(tmp_path / "o"), "-q")
+    assert out.returncode == 0 and "report:" in out.stdout
+    assert (tmp_path / "o" / "report.html").is_file()
+    (tmp_path / "o" / "report.html").unlink()
+    again = run_cli("report", str(tmp_path / "o"))
+    assert again.returncode == 0 and (tmp_path / "o" / "report.html").is_file()

@@ -30,7 +30,7 @@ def test_create_with_packaged_weights_and_overrides():
     assert det.weights is not None and det.weights.spec.tag == "calib-v1"
     assert det.weight_id.startswith("calib-v1:") and det.threshold == 0.5
     assert det.fingerprint()["config"]["q"] == 2.0
-    with pytest.raises(TypeError, match="unknown option.*'qq'"):
+    with pytest.raises(ValueError, match="unknown option.*'qq'"):
         create("noise-residual", qq=1)
 
 

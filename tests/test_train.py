@@ -23,9 +23,23 @@ def test_calibration_smoke_run_writes_a_usable_file(tmp_path):
     assert 0 <= det.detect(np.zeros((128, 128, 3), np.uint8) + 100).score <= 1
 
 
-def test_unknown_recipe_is_a_clear_error():
+def test_task_mismatch_and_missing_recipe_are_clear_errors(tmp_path):
     out = run_cli("train", "dmri", "--model", "noise-residual", "-o", "unused")
     assert out.returncode == 2 and "belongs to task 'manipulation'" in out.stderr
+    code = (
+        "import sys, dataclasses\n"
+        "from artifacts.registry import register_model\n"
+        "from artifacts.detectors.base import Detector\n"
+        "from artifacts.cli import main\n"
+        "@dataclasses.dataclass\nclass C:\n    pass\n"
+        "register_model('manipulation', 'no-recipe', config=C)(type('NoRecipe', (Detector,), {}))\n"
+        "sys.exit(main(['train', 'manipulation', '--model', 'no-recipe', '-o', sys.argv[1]]))\n"
+    )
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "has no training recipe yet" in res.stderr
 
 
 @pytest.mark.slow

@@ -30,11 +30,11 @@ def test_resolution_order_explicit_then_home_then_packaged(tmp_path, monkeypatch
     assert explicit.id.startswith("file:")
 
 
-def test_sha_mismatch_is_an_error(tmp_path, monkeypatch):
+def test_sha_mismatch_is_skipped_and_named(tmp_path, monkeypatch):
     monkeypatch.setenv("ARTIFACTS_HOME", str(tmp_path))
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "w.bin").write_bytes(b"tampered")
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.warns(UserWarning, match="skipped"), pytest.raises(WeightsNotFoundError, match="sha256 mismatch"):
         resolve(_spec(tmp_path, b"original"))
 
 
@@ -88,3 +88,19 @@ def test_explicit_key_and_missing_state_dict(tmp_path):
     torch.save({"epoch": 1, "notes": {"a": 1}}, tmp_path / "d.pth")
     with pytest.raises(ValueError, match="no state dict"):
         load_checkpoint(tmp_path / "d.pth")
+
+
+def test_home_copy_wins_over_the_packaged_one_and_a_wrong_one_is_skipped(tmp_path, monkeypatch):
+    from artifacts.registry import model_info
+
+    spec = model_info("noise-residual").weight_spec()
+    packaged = resolve(spec).path
+    monkeypatch.setenv("ARTIFACTS_HOME", str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    home = tmp_path / "weights" / spec.file
+    home.write_bytes(packaged.read_bytes())
+    assert resolve(spec).path == home
+    home.write_text("{}")  # e.g. a recalibrated file saved under the same name
+    with pytest.warns(UserWarning, match="skipped"):
+        assert resolve(spec).path == packaged
+    assert model_info("noise-residual").weight_status() == "packaged"

@@ -36,9 +36,6 @@ GREY_PHOTOS = frozenset(
     {"camera", "coins", "moon", "brick", "grass", "gravel", "clock", "page"}
 )
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-
-
 def _skimage(attr: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         from skimage import data
@@ -92,6 +89,8 @@ _LOADERS: dict[str, Callable[[], np.ndarray]] = {
 def _to_rgb_uint8(img: np.ndarray) -> np.ndarray:
     """Convert a greyscale / RGBA / float image to an ``H, W, 3`` uint8 array."""
     img = np.asarray(img)
+    if img.dtype == np.uint16:
+        img = img / 257.0
     if img.dtype != np.uint8:
         if np.issubdtype(img.dtype, np.floating) and img.max(initial=0) <= 1.0:
             img = img * 255.0
@@ -157,32 +156,32 @@ def is_grey(img_or_name: Union[str, np.ndarray]) -> bool:
 
 
 def _folder_files(path: Union[str, Path]) -> list[Path]:
+    from artifacts.engine.items import IMAGE_EXTENSIONS
+
     folder = Path(path)
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder}")
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def load_folder(path: Union[str, Path]) -> list[np.ndarray]:
     """Load every image in ``path`` (sorted by file name) as RGB uint8 arrays.
 
-    Files Pillow cannot read are skipped.  Use :func:`as_photos` on the folder
+    Files that cannot be read (see :func:`artifacts.io.load_image`) are skipped; 16-bit photos
+    are reduced to 8 bits.  Use :func:`as_photos` on the folder
     path instead to keep the file stems as photo names.
     """
     return [photo.image for photo in _folder_photos(path)]
 
 
 def _folder_photos(path: Union[str, Path]) -> list["Photo"]:
-    from PIL import Image, UnidentifiedImageError
+    from artifacts.io import ImageReadError, load_image
 
     photos = []
     for file in _folder_files(path):
         try:
-            with Image.open(file) as im:
-                img = _to_rgb_uint8(np.asarray(im.convert("RGB")))
-        except (UnidentifiedImageError, OSError):
+            img = _to_rgb_uint8(load_image(file).pixels)
+        except ImageReadError:
             continue
         photos.append(Photo(file.stem, img, is_grey(img)))
     return photos

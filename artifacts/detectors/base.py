@@ -41,6 +41,8 @@ class Detector:
         self.config = config
         self.weights = weights
         self.device = pick_device(device)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -60,8 +62,12 @@ class Detector:
         return self.weights.threshold if self.weights else 0.5
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes the output: model, weights, config (the store key uses it)."""
-        return {"model": self.model_id, "weights": self.weight_id, "config": dataclasses.asdict(self.config)}
+        """Everything that changes the output: model, weights and the config fields that matter
+        (fields marked ``metadata={"output": False}``, such as a tile size, are left out).
+        The store key uses it."""
+        config = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)
+                  if f.metadata.get("output", True)}
+        return {"model": self.model_id, "weights": self.weight_id, "config": config}
 
     def base_meta(self) -> dict[str, Any]:
         return {"model": self.model_id, "weights": self.weight_id, "device": self.device}

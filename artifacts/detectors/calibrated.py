@@ -11,6 +11,7 @@ and ``meta["calibrated"]`` says False.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -23,8 +24,6 @@ from artifacts.calibration import Platt
 from artifacts.detectors.base import Detector
 from artifacts.types import Detection
 
-#: config fields that never change raw outputs (so a calibration stays valid when they change)
-NEUTRAL_FIELDS = ("threshold", "tile")
 
 
 @dataclass
@@ -50,11 +49,16 @@ class CalibratedDetector(Detector):
         self.pixel_cal = self.image_cal = self.uncalibrated
         self.calibrated = False
         if weights is not None:
-            cal = json.loads(weights.path.read_text())
-            if cal.get("model") not in (None, self.model_id):
-                raise ValueError(f"{weights.path} is a calibration of {cal.get('model')}, not {self.model_id}")
-            self.pixel_cal, self.image_cal = Platt(**cal["pixel"]), Platt(**cal["image"])
-            fitted = {k: v for k, v in cal.get("config", {}).items() if k not in NEUTRAL_FIELDS}
+            try:
+                cal = json.loads(weights.path.read_text())
+                if cal.get("model") not in (None, self.model_id):
+                    raise ValueError(f"it is a calibration of {cal.get('model')}, not {self.model_id}")
+                self.pixel_cal, self.image_cal = Platt(**cal["pixel"]), Platt(**cal["image"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{weights.path}: not a usable calibration file ({exc!r})") from None
+            # the operating threshold and output-neutral fields (tiles) leave the raw values alone
+            neutral = {"threshold"} | {f.name for f in dataclasses.fields(config) if not f.metadata.get("output", True)}
+            fitted = {k: v for k, v in cal.get("config", {}).items() if k not in neutral}
             changed = {k: v for k, v in fitted.items() if getattr(config, k, v) != v}
             if changed:
                 warnings.warn(f"{self.model_id}: calibration {weights.id} was fitted with {changed}; "

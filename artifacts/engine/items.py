@@ -33,10 +33,6 @@ class Item:
     files: dict[str, str] = field(default_factory=dict)  # role -> path, e.g. {"image": "a/b.png"}
     kind: str = "image"
 
-    @property
-    def primary(self) -> str:
-        return next(iter(self.files.values()))
-
 
 def natural_key(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
@@ -65,11 +61,14 @@ def _read_list(path: str | os.PathLike) -> list[str]:
     return out
 
 
-def discover_images(inputs: list[str], *, recursive: bool = True, files_from: str | None = None) -> list[Item]:
+def discover_images(inputs: list[str], *, recursive: bool = True, files_from: str | None = None,
+                    exclude: list[str | os.PathLike] = ()) -> list[Item]:
     """Expand folders, globs, files and list files into image items (stable natural order).
 
-    Raises ``FileNotFoundError`` for an input that matches nothing.
+    Files inside ``exclude`` folders (the folders a run writes, when its output lies inside an
+    input folder) are skipped. Raises ``FileNotFoundError`` for an input that matches nothing.
     """
+    skip = [Path(e).resolve() for e in exclude]
     entries: list[tuple[Path, str]] = []  # (file, id)
     for raw in list(inputs) + (_read_list(files_from) if files_from else []):
         path = Path(raw).expanduser()
@@ -88,7 +87,7 @@ def discover_images(inputs: list[str], *, recursive: bool = True, files_from: st
     items, seen, ids = [], set(), set()
     for path, item_id in entries:
         resolved = path.resolve()
-        if resolved in seen:
+        if resolved in seen or any(resolved.is_relative_to(e) for e in skip):
             continue
         seen.add(resolved)
         if item_id in ids:  # same relative name from two inputs: fall back to the full path
@@ -101,7 +100,7 @@ def discover_images(inputs: list[str], *, recursive: bool = True, files_from: st
 def hash_item(item: Item) -> dict[str, dict]:
     """SHA-256 and size of every file of the item: role -> {"path", "sha256", "size"}."""
     return {
-        role: {"path": str(path), "sha256": file_sha256(path), "size": os.path.getsize(path)}
+        role: {"path": str(Path(path).resolve()), "sha256": file_sha256(path), "size": os.path.getsize(path)}
         for role, path in item.files.items()
     }
 
@@ -112,7 +111,9 @@ def input_digest(hashes: dict[str, dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def result_key(digest: str, fingerprint: dict) -> str:
-    """Store key: input content + model + weights + config. Same key = same result."""
-    text = json.dumps({"input": digest, "model": fingerprint}, sort_keys=True, default=str)
+def result_key(item: Item, hashes: dict[str, dict] | None, fingerprint: dict) -> str:
+    """Store key: the item's id and content + model + weights + output-relevant config.
+    Same key = same result. ``hashes=None`` (files unreadable) still gives a stable key."""
+    digest = input_digest(hashes) if hashes else "unreadable"
+    text = json.dumps({"item": item.id, "input": digest, "model": fingerprint}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

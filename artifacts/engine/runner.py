@@ -3,18 +3,19 @@
 Three stages overlap:
 
 1. worker threads hash each item's files, skip it if the store already has its key, and decode
-   it (Pillow and OpenCV release the GIL while decoding); at most ``workers * 2 + batch_size``
-   decoded items wait in memory;
+   it (Pillow and OpenCV release the GIL while decoding);
 2. the calling thread runs the detector on batches of ``batch_size`` items;
 3. one writer thread renders and writes each item's files and commits its row.
 
+Memory: at most ``workers * 2 + batch_size`` decoded items wait for the detector and
+``WRITER_QUEUE`` results (with their input and heatmap) wait for the writer.
+
 Errors stay with their item: a file that cannot be read, or a detector failure on one item,
 becomes an ``error`` row with a one-line message, and the batch goes on. A run killed at any
-moment resumes: rows are committed per item, keyed by content + model + weights + config.
+moment resumes: rows are committed per item (see :mod:`artifacts.engine.store`).
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import queue
 import sys
@@ -27,9 +28,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from artifacts.engine.items import Item, discover_images, hash_item, input_digest, result_key
-from artifacts.engine.store import Store
+from artifacts.engine.store import Store, StoreError
 
 ITEM_FINDERS: dict[str, Callable[..., list[Item]]] = {"image": discover_images}
+WRITER_QUEUE = 2
+MAX_MESSAGE = 500
+
+
+class StoreBusyError(StoreError):
+    """Another run holds the store's lock."""
 
 
 @dataclass
@@ -43,56 +50,72 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all done, 1 some items failed, 3 every processed item failed (see ``artifacts detect --help``)."""
+        """0 all done, 1 some items failed (now or in an earlier run), 3 every item processed now
+        failed (see ``artifacts detect --help``)."""
         c = self.counts
-        if c.get("error", 0) == 0:
-            return 0
-        return 3 if c["error"] == c["items"] - c.get("skipped", 0) else 1
+        processed = c["items"] - c["skipped"]
+        if c["error"] and c["error"] == processed:
+            return 3
+        return 1 if c["error"] or c["skipped_errors"] else 0
 
     def text(self) -> str:
         c = self.counts
         rate = (c["items"] - c["skipped"]) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        earlier = f", {c['skipped_errors']} of them failed earlier (--retry-errors)" if c["skipped_errors"] else ""
         lines = [
             f"{c['items']} items: {c['ok']} ok, {c['not_applicable']} not applicable, {c['error']} errors, "
-            f"{c['skipped']} already done (skipped) in {self.elapsed_s:.1f} s ({rate:.2f} items/s)",
+            f"{c['skipped']} already done (skipped){earlier} in {self.elapsed_s:.1f} s ({rate:.2f} items/s)",
             f"store: {self.out / 'artifacts.sqlite'}   files: {self.out / 'items'}   table: {self.out / 'results.csv'}",
         ]
         for item_id, msg in self.errors[:10]:
-            lines.append(f"  error: {item_id}: {msg}")
+            lines.append(f"  error: {msg if item_id in msg else f'{item_id}: {msg}'}")
         if len(self.errors) > 10:
             lines.append(f"  ... and {len(self.errors) - 10} more errors (see results.csv)")
         return "\n".join(lines)
 
 
 def one_line(exc: BaseException) -> str:
-    """A one-line message for an exception (no traceback)."""
+    """A one-line message for an exception (no traceback); the type is named unless it is a
+    ValueError (the input's fault, already worded for users)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if type(exc).__name__ in ("ImageReadError", "ValueError") else f"{type(exc).__name__}: {text}"
+    text = text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 class _Lock:
     """Exclusive lock on OUT so two runs never write the same store at once."""
 
     def __init__(self, out: Path):
-        self.file = open(out / ".lock", "w")
+        self.file = open(out / ".lock", "a+")
         try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.name == "nt":  # pragma: no cover - Windows
+                import msvcrt
+
+                msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             self.file.close()
-            raise RuntimeError(f"another artifacts run is writing to {out}; wait for it or use another -o") from None
+            raise StoreBusyError(f"another artifacts run is writing to {out}; wait for it or use another -o") from None
 
     def release(self) -> None:
-        fcntl.flock(self.file, fcntl.LOCK_UN)
-        self.file.close()
+        self.file.close()  # closing the file releases the lock
 
 
-def _prepare(item: Item, fingerprint: dict, done: set[str], load: Callable) -> tuple:
+def _count_skip(counts: dict[str, int], status: str) -> None:
+    counts["skipped"] += 1
+    counts["skipped_errors"] += status == "error"
+
+
+def _prepare(item: Item, fingerprint: dict, done: dict[str, str], load: Callable) -> tuple:
     """Worker: hash, skip if done, else decode. Returns (item, key, hashes, payload, error)."""
     try:
         hashes = hash_item(item)
     except OSError as exc:
-        return item, None, None, None, f"cannot read file: {exc.strerror or exc}"
-    key = result_key(input_digest(hashes), fingerprint)
+        return item, result_key(item, None, fingerprint), None, None, f"cannot read file: {exc.strerror or exc}"
+    key = result_key(item, hashes, fingerprint)
     if key in done:
         return item, key, hashes, None, None
     try:
@@ -120,13 +143,19 @@ def run_batch(
     progress: bool = True,
     save_files: bool = True,
     command: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    actors: int | None = None,
     **overrides: Any,
 ) -> RunSummary:
     """Run a detector over many inputs and store every result in ``out`` (see module docstring).
 
     Pass ``detector`` (an already built detector) or ``model``/``weights``/``device``/overrides
-    (built with :func:`artifacts.create`; default model of ``task``).
+    (built with :func:`artifacts.create`; default model of ``task``). ``engine="ray"`` runs the
+    detector in a Ray actor pool (:mod:`artifacts.engine.ray_engine`) and writes the same store.
     """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r} (local or ray)")
     from artifacts.registry import create, default_model, model_info
 
     t_start = time.perf_counter()
@@ -136,44 +165,64 @@ def run_batch(
             raise ValueError(f"model {name} belongs to task {name.split('/')[0]!r}, not {task!r}")
         detector = create(name, weights=weights, device=device, **overrides)
     task = detector.task or task
+    out = Path(out)
     if items is None:
-        items = ITEM_FINDERS[detector.item_kind](list(inputs or []), recursive=recursive, files_from=files_from)
+        items = ITEM_FINDERS[detector.item_kind](list(inputs or []), recursive=recursive, files_from=files_from,
+                                                 exclude=[out / "items", out / "report"])
     if not items:
         raise FileNotFoundError("no input items found (folders are searched for image files by extension)")
     workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
     batch_size = max(1, batch_size)
 
-    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     lock = _Lock(out)
-    store = Store(out)
     try:
-        store.clean()
-        fingerprint = detector.fingerprint()
-        done = store.done_keys(include_errors=not retry_errors) if resume else set()
-        run_id = store.begin_run(task=task, model=detector.model_id, weights=detector.weight_id,
-                                 config=fingerprint["config"], command=command)
-        counts = {"items": len(items), "ok": 0, "not_applicable": 0, "error": 0, "skipped": 0}
-        errors: list[tuple[str, str]] = []
-        writer = _Writer(store, detector, fingerprint, run_id, counts, errors, save_files)
-        status = "finished"
-        bar = _progress(len(items), progress)
-        try:
+        with Store(out) as store:
+            return _run(store, out, items, detector, task, workers, batch_size, resume, retry_errors, progress,
+                        save_files, command, engine, ray_address, actors, t_start)
+    finally:
+        lock.release()
+
+
+def _run(store, out, items, detector, task, workers, batch_size, resume, retry_errors, progress, save_files,
+         command, engine, ray_address, actors, t_start) -> RunSummary:
+    store.clean()
+    fingerprint = detector.fingerprint()
+    done = store.done() if resume else {}
+    if retry_errors:
+        done = {k: v for k, v in done.items() if v != "error"}
+    run_id = store.begin_run(task=task, model=detector.model_id, weights=detector.weight_id,
+                             config=fingerprint["config"], command=command)
+    counts = {"items": len(items), "ok": 0, "not_applicable": 0, "error": 0, "skipped": 0, "skipped_errors": 0}
+    errors: list[tuple[str, str]] = []
+    writer = _Writer(store, detector, fingerprint, run_id, counts, errors, save_files)
+    bar = _progress(len(items), progress)
+    status = "failed"
+    try:
+        if engine == "ray":
+            from artifacts.engine import ray_engine
+
+            ray_engine.pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, counts,
+                            address=ray_address, actors=actors, save_files=save_files)
+        else:
             _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, counts)
-        except KeyboardInterrupt:
-            status = "interrupted"
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        try:
+            writer.close()  # commits what is queued; raises if writing failed
+        except BaseException:
+            status = "failed"
             raise
         finally:
-            writer.close()
             bar.close()
             store.finish_run(run_id, status, counts)
-            if status == "finished":
-                store.export(out / "results.csv")
-                store.export(out / "results.jsonl")
-        return RunSummary(run_id, out, counts, time.perf_counter() - t_start, errors, status)
-    finally:
-        store.close()
-        lock.release()
+            store.export(out)  # also after an interruption: the tables match the store
+    return RunSummary(run_id, out, counts, time.perf_counter() - t_start, errors, status)
 
 
 def _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, counts) -> None:
@@ -181,7 +230,8 @@ def _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, 
 
     load = _loader_for(detector, load_image)
     window = workers * 2 + batch_size
-    with ThreadPoolExecutor(workers, thread_name_prefix="artifacts-decode") as pool:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="artifacts-decode")
+    try:
         pending: deque = deque()
         feed = iter(items)
         batch: list[tuple] = []
@@ -197,7 +247,7 @@ def _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, 
             if error is not None:
                 writer.put(item, key, hashes, None, None, error)
             elif payload is None:
-                counts["skipped"] += 1
+                _count_skip(counts, done[key])
             else:
                 batch.append((item, key, hashes, payload))
             if len(batch) >= batch_size or (not pending and batch):
@@ -207,6 +257,8 @@ def _pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, 
             bar.set_postfix(ok=counts["ok"], err=counts["error"], skip=counts["skipped"], refresh=False)
         if batch:
             _run_detector(detector, batch, writer)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not decode what is queued
 
 
 def _loader_for(detector, load_image):
@@ -266,7 +318,7 @@ class _Writer:
         self.store, self.counts, self.errors, self.save_files = store, counts, errors, save_files
         self.base = {"task": detector.task, "model": fingerprint["model"], "weights": fingerprint["weights"],
                      "config": fingerprint["config"], "package_version": __version__, "run_id": run_id}
-        self.q: queue.Queue = queue.Queue(maxsize=8)
+        self.q: queue.Queue = queue.Queue(maxsize=WRITER_QUEUE)
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="artifacts-writer", daemon=True)
         self.thread.start()
@@ -281,14 +333,14 @@ class _Writer:
 
     def _put(self, job) -> None:
         if self.failure is not None:
-            raise RuntimeError(f"writing results failed: {one_line(self.failure)}") from self.failure
+            raise StoreError(f"writing results failed: {one_line(self.failure)}") from self.failure
         self.q.put(job)
 
     def close(self) -> None:
         self.q.put(None)
         self.thread.join()
         if self.failure is not None:
-            raise RuntimeError(f"writing results failed: {one_line(self.failure)}") from self.failure
+            raise StoreError(f"writing results failed: {one_line(self.failure)}") from self.failure
 
     def _loop(self) -> None:
         while (job := self.q.get()) is not None:
@@ -305,7 +357,7 @@ class _Writer:
 
     def _commit(self, item, key, hashes, fields: dict, files: dict[str, bytes]) -> None:
         row = {
-            "key": key or f"unhashed-{item.id}",
+            "key": key,
             "item_id": item.id,
             "kind": item.kind,
             "input_sha256": input_digest(hashes) if hashes else "",

@@ -9,16 +9,22 @@ never a second store):
   error message, reason (why not applicable), score, threshold, label, categories, files
   (relative to OUT), meta, package version, the run that wrote it.
 
-Commit protocol, safe against SIGKILL at any instruction: files are written to a staging folder,
-renamed into ``items/<key>/``, then the row is upserted in its own transaction (SQLite WAL). A
-key without a row is not done and is recomputed on the next run; its files are replaced.
-Staging leftovers and folders without a row are removed when a run starts.
+Commit protocol, safe against SIGKILL at any instruction (invariant: a committed row has its
+files): files are written to a staging folder; a result being replaced first loses its row (its
+own transaction), then the folders are swapped, then the new row is inserted (SQLite WAL). A key
+without a row is not done and is recomputed on the next run. Staging leftovers and result folders
+without a row are removed when a run starts; nothing else in OUT is ever deleted.
+
+The key covers the item's id (its path relative to the input), its content, the model, weights
+and output-relevant config: two files with equal bytes are two results, and when a file changes
+its old result is replaced (one row per item and model setting).
 """
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -27,7 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from artifacts.types import json_default
+
 DB_NAME = "artifacts.sqlite"
+KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
 ITEMS_DIR = "items"
 JSON_COLUMNS = ("inputs", "categories", "files", "meta", "config")
 
@@ -75,6 +84,13 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+RESULT_COLUMNS = ("key", "item_id", "kind", "task", "model", "weights", "config", "input_sha256", "inputs", "status",
+                  "error", "reason", "score", "threshold", "label", "categories", "files", "meta", "package_version",
+                  "run_id", "created_at")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used: locked by another run, written by a newer version, or writing failed."""
 
 
 def now() -> str:
@@ -104,7 +120,7 @@ class Store:
     def _migrate(self) -> None:
         version = self.schema_version
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise StoreError(
                 f"{self.path} has schema v{version}, newer than this package (v{SCHEMA_VERSION}); upgrade artifacts"
             )
         with self._lock:
@@ -134,15 +150,22 @@ class Store:
         return [self._decode(r) for r in self._db.execute("SELECT * FROM runs ORDER BY run_id")]
 
     # -- results --------------------------------------------------------------------------
-    def done_keys(self, *, include_errors: bool = True) -> set[str]:
-        sql = "SELECT key FROM results" + ("" if include_errors else " WHERE status != 'error'")
+    def done(self) -> dict[str, str]:
+        """key -> status of every stored result."""
         with self._lock:
-            return {r[0] for r in self._db.execute(sql)}
+            return dict(self._db.execute("SELECT key, status FROM results").fetchall())
 
     def commit(self, row: dict[str, Any], files: dict[str, bytes] | None = None) -> None:
-        """Write ``files`` (name -> bytes) to ``items/<key>/`` through a staging folder, then
-        upsert the row. A folder left by an earlier, uncommitted attempt is replaced."""
+        """Store one result: its files (name -> bytes) in ``items/<key>/`` and its row.
+
+        Crash-safe ordering (see module docstring): files are staged first; a result that is
+        being replaced loses its row before its folder is swapped, so a committed row always has
+        its files. Rows of the same item under the same model/weights/config with another key
+        (the file changed, or it could not be read before) are replaced in the same transaction.
+        """
         key = row["key"]
+        if not KEY_PATTERN.fullmatch(key):
+            raise ValueError(f"not a result key: {key!r}")
         final = self.items_dir / key
         staged = None
         if files:
@@ -150,31 +173,39 @@ class Store:
             staged.mkdir(parents=True)
             for name, content in files.items():
                 (staged / name).write_bytes(content)
+        values = {col: None for col in RESULT_COLUMNS} | row | {"created_at": now()}
+        for col in JSON_COLUMNS:
+            if col in values and values[col] is not None and not isinstance(values[col], str):
+                values[col] = json.dumps(values[col], sort_keys=True, default=json_default)
+        with self._lock:
+            exists = self._db.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
+            if exists:
+                with self._db:
+                    self._db.execute("DELETE FROM results WHERE key = ?", (key,))
+        trash = []
         if final.exists():
-            old = self.items_dir / f".old-{key}-{uuid.uuid4().hex[:8]}"
-            final.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
+            trash.append(self.items_dir / f".old-{key}-{uuid.uuid4().hex[:8]}")
+            final.rename(trash[-1])
         if staged is not None:
             staged.rename(final)
-        values = {**row, "created_at": now()}
-        for col in JSON_COLUMNS:
-            if col in values and not isinstance(values[col], str) and values[col] is not None:
-                values[col] = json.dumps(values[col], sort_keys=True, default=str)
-        cols = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        update = ", ".join(f"{c}=excluded.{c}" for c in values if c != "key")
+        same_item = "item_id = ? AND model = ? AND weights = ? AND config = ? AND key != ?"
+        same_args = (values["item_id"], values["model"], values["weights"], values["config"], key)
         with self._lock, self._db:
-            self._db.execute(
-                f"INSERT INTO results ({cols}) VALUES ({marks}) ON CONFLICT(key) DO UPDATE SET {update}",
-                list(values.values()),
-            )
+            stale = [r[0] for r in self._db.execute(f"SELECT key FROM results WHERE {same_item}", same_args)]
+            self._db.execute(f"DELETE FROM results WHERE {same_item}", same_args)
+            self._db.execute(f"INSERT INTO results ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                             list(values.values()))
+        for path in trash + [self.items_dir / k for k in stale]:
+            shutil.rmtree(path, ignore_errors=True)
 
     def clean(self) -> int:
-        """Remove staging leftovers and item folders that have no row; return how many."""
-        keys = self.done_keys()
+        """Remove staging leftovers and result folders whose row is gone; return how many.
+        Only names this store creates are touched (32 hex digits, ``.tmp-*``, ``.old-*``)."""
+        keys = self.done()
         removed = 0
         for path in self.items_dir.iterdir():
-            if path.is_dir() and (path.name.startswith((".tmp-", ".old-")) or path.name not in keys):
+            ours = path.name.startswith((".tmp-", ".old-")) or KEY_PATTERN.fullmatch(path.name)
+            if path.is_dir() and ours and path.name not in keys:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         return removed
@@ -216,29 +247,25 @@ class Store:
         return d
 
     # -- export ---------------------------------------------------------------------------
-    CSV_COLUMNS = ("item_id", "status", "score", "label", "threshold", "error", "task", "model", "weights",
+    CSV_COLUMNS = ("item_id", "status", "score", "label", "threshold", "error", "reason", "task", "model", "weights",
                    "input_sha256", "key", "heatmap", "mask", "overlay", "created_at")
 
-    def export(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
-        """Write all results as CSV (flat columns) or JSONL (full rows); format from the suffix."""
-        path = Path(path)
-        fmt = fmt or path.suffix.lstrip(".")
-        rows = self.rows()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            if fmt == "jsonl":
-                for r in rows:
-                    f.write(json.dumps(r, sort_keys=True) + "\n")
-            elif fmt == "csv":
-                writer = csv.DictWriter(f, fieldnames=self.CSV_COLUMNS, extrasaction="ignore")
-                writer.writeheader()
-                for r in rows:
-                    files = {k: f"{ITEMS_DIR}/{r['key']}/{v}" for k, v in (r.get("files") or {}).items()}
-                    writer.writerow({**r, **files})
-            else:
-                raise ValueError(f"unknown export format {fmt!r} (csv or jsonl)")
-        os.replace(tmp, path)
-        return path
+    def export(self, directory: str | os.PathLike) -> tuple[Path, Path]:
+        """Write ``results.csv`` (flat columns) and ``results.jsonl`` (full rows) in one pass."""
+        directory = Path(directory)
+        paths = directory / "results.csv", directory / "results.jsonl"
+        tmps = [p.with_name(p.name + ".tmp") for p in paths]
+        with self._lock, open(tmps[0], "w", newline="") as fc, open(tmps[1], "w") as fj:
+            writer = csv.DictWriter(fc, fieldnames=self.CSV_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for raw in self._db.execute("SELECT * FROM results ORDER BY item_id, model"):
+                r = self._decode(raw)
+                fj.write(json.dumps(r, sort_keys=True, default=json_default) + "\n")
+                files = {k: f"{ITEMS_DIR}/{r['key']}/{v}" for k, v in (r.get("files") or {}).items()}
+                writer.writerow({**r, **files})
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+        return paths
 
     def iter_items(self) -> Iterator[tuple[dict[str, Any], Path]]:
         for r in self.rows():

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from artifacts.engine.items import Item, hash_item, input_digest, result_key
+from artifacts.engine.items import Item, hash_item, result_key
 
 ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter"}
 
@@ -39,7 +39,7 @@ def detections(detector, samples: list, store_dir: Path, *, workers: int | None,
               command=f"artifacts eval ({desc})")
     fingerprint = detector.fingerprint()
     with Store(store_dir) as store:
-        return [store.detection(result_key(input_digest(hash_item(item)), fingerprint)) for item in items]
+        return [store.detection(result_key(item, hash_item(item), fingerprint)) for item in items]
 
 
 def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str | None = None,

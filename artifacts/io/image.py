@@ -33,7 +33,9 @@ Decompression bombs
     decoded, against ``max_pixels`` (default: the ``ARTIFACTS_MAX_PIXELS``
     environment variable, else 200 000 000).  Pillow's own global limit is
     replaced by this check only while a file is read and is restored
-    afterwards.  Oversized PNG text chunks are rejected too.
+    afterwards (Pillow's setting is process-wide: other code that decodes
+    with Pillow in another thread at that moment runs without Pillow's
+    limit).  Oversized PNG text chunks are rejected too.
 Orientation
     The EXIF orientation is applied by default so that results line up with
     what image viewers show.  ``meta["exif_orientation"]`` is the stored tag

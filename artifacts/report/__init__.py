@@ -48,8 +48,9 @@ def _select(rows: list[dict], max_items: int) -> tuple[list[dict], str | None]:
     errors = [r for r in rows if r.get("status") == "error"][:max_items]
     others = sorted((r for r in rows if r.get("status") != "error"), key=_order)[: max_items - len(errors)]
     kept = sorted(errors + others, key=_order)
-    note = (f"Large store: showing {len(kept)} of {len(rows)} results ({len(errors)} errors and the "
-            f"{len(others)} highest-ranked other results); all results are in results.csv / results.jsonl.")
+    first = f"the {len(errors)} with errors, then " if errors else ""
+    note = (f"Showing {len(kept)} of {len(rows)} results (max_items={max_items}): {first}the {len(others)} "
+            "highest scores. Every result is in results.csv / results.jsonl.")
     return kept, note
 
 
@@ -71,7 +72,7 @@ def write_report(
     from artifacts._version import __version__
     from artifacts.engine.store import DB_NAME, Store
     from artifacts.report import cells, page
-    from artifacts.report.thumbs import Thumbnailer, input_role, input_state
+    from artifacts.report.thumbs import Thumbnailer, input_role, input_state, safe_part
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -94,14 +95,15 @@ def write_report(
     thumbs.prepare()
     planned = []
     for row in rows:
-        item_dir = items_dir / str(row.get("key"))
+        key = row.get("key")
+        item_dir = items_dir / (key if safe_part(key) else ".unsafe-key")  # never leave OUT/items
         inputs = row.get("inputs") or {}
         states = {role: input_state(info or {}) for role, info in inputs.items()}
         planned.append((row, item_dir, states, thumbs.for_input(row), thumbs.for_overlay(row, item_dir)))
     thumbs.run()
 
     kinds = {r.get("kind") for r in rows}
-    html_rows = []
+    table: list[tuple[str, str, list[str]]] = []  # (status, filter text, cells in page.COLUMNS order)
     for row, item_dir, states, in_thumb, ov_thumb in planned:
         detection = cells.read_detection(item_dir, row.get("files") or {})
         role = input_role(row.get("inputs") or {})
@@ -111,19 +113,23 @@ def write_report(
         ov_name = (row.get("files") or {}).get("overlay")
         ov_link = cells.href(f"items/{row['key']}/{ov_name}") if ov_thumb is not None and ov_thumb.href else None
         status = str(row.get("status"))
-        filt = f"{row.get('item_id')} {status} {status.replace('_', ' ')}".lower()
-        html_rows.append(
-            f'<tr data-s="{cells.esc(status)}" data-f="{cells.esc(filt)}">'
-            + cells.thumb_cell(in_thumb, in_link) + cells.thumb_cell(ov_thumb, ov_link)
-            + cells.item_cell(row, len(kinds) > 1) + cells.status_cell(row, detection)
-            + cells.score_cell(row) + cells.label_cell(row) + cells.model_cell(row)
-            + cells.categories_cell(row) + cells.elements_cell(detection, _threshold(row))
-            + cells.files_cell(row, item_dir) + cells.input_cell(row, out, states) + "</tr>")
+        table.append((status, f"{row.get('item_id')} {status} {status.replace('_', ' ')}".lower(), [
+            cells.thumb_cell(in_thumb, in_link), cells.thumb_cell(ov_thumb, ov_link),
+            cells.item_cell(row, len(kinds) > 1), cells.status_cell(row, detection),
+            cells.score_cell(row), cells.label_cell(row), cells.model_cell(row),
+            cells.categories_cell(row), cells.elements_cell(detection, _threshold(row)),
+            cells.files_cell(row, item_dir), cells.input_cell(row, out, states)]))
+    # columns that no row fills (no overlay, no categories, no elements in this store) are left out
+    used = [i for i, (name, _, _) in enumerate(page.COLUMNS)
+            if name not in page.OPTIONAL or any(page.EMPTY_CELL not in t[2][i] for t in table)]
+    html_rows = [f'<tr data-s="{cells.esc(st)}" data-f="{cells.esc(filt)}">' + "".join(c[i] for i in used) + "</tr>"
+                 for st, filt, c in table]
 
     counts = {s: sum(r.get("status") == s for r in all_rows) for s in STATUS_ORDER}
     scope = f"run {run_id}" if run_id is not None else "all runs"
     totals = (f"<b>{len(all_rows)}</b> results ({cells.esc(scope)}): <b>{counts['ok']}</b> ok · "
-              f"<b>{counts['not_applicable']}</b> not applicable · <b>{counts['error']}</b> errors")
+              f"<b>{counts['not_applicable']}</b> not applicable · "
+              f"<b>{counts['error']}</b> error{'' if counts['error'] == 1 else 's'}")
     exports = [f'<a href="{cells.href(n)}">{n}</a>' for n in ("results.csv", "results.jsonl") if (out / n).is_file()]
     if exports:
         totals += ' <span class="dim">· table: ' + " ".join(exports) + "</span>"
@@ -137,7 +143,8 @@ def write_report(
     text = page.page(
         title=title or f"Artifacts report: {out.resolve().name}", subtitle=subtitle, totals=totals,
         runs_html=page.runs_table(shown_runs, len(runs) if run_id is None else len(shown_runs)),
-        notes=[cells.esc(truncated)] if truncated else [], statuses=statuses, rows_html=html_rows, footer=footer)
+        notes=[cells.esc(truncated)] if truncated else [], statuses=statuses, rows_html=html_rows, footer=footer,
+        columns=used)
 
     target = out / REPORT_FILE
     tmp = out / f".{REPORT_FILE}.{os.getpid()}.tmp"

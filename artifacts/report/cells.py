@@ -21,7 +21,7 @@ from artifacts.report.thumbs import Thumb, safe_part
 
 MAX_CATEGORIES = 6
 MAX_ELEMENTS = 4
-SPARK_W, SPARK_H = 120, 26
+SPARK_W, SPARK_H = 100, 22
 MAX_JSON_BYTES = 32 << 20  # detection.json larger than this is not read for the report
 
 
@@ -82,8 +82,9 @@ def input_href(path: str, out: Path) -> str:
 # -- cells ----------------------------------------------------------------------------------
 def thumb_cell(thumb: Thumb | None, link: str | None) -> str:
     if thumb is None:
-        return '<td class="th"></td>'
-    note = f'<div class="note" title="{esc(thumb.detail)}">{esc(thumb.note)}</div>' if thumb.note else ""
+        return '<td class="empty th"></td>'
+    tip = f' title="{esc(thumb.detail)}"' if thumb.detail else ""
+    note = f'<div class="note"{tip}>{esc(thumb.note)}</div>' if thumb.note else ""
     if thumb.href is None:
         return f'<td class="th">{note}</td>'
     img = f'<img src="{href(thumb.href)}" alt="" loading="lazy">'
@@ -106,7 +107,7 @@ def status_cell(row: dict, detection: dict) -> str:
         message = " ".join(str(row.get("error") or "unknown error").split())
         detail = f'<div class="err">{esc(message)}</div>'
     elif status == "not_applicable":
-        reason = detection.get("reason") or (row.get("meta") or {}).get("reason")
+        reason = row.get("reason") or detection.get("reason") or (row.get("meta") or {}).get("reason")
         if reason:
             detail = f'<div class="why">{esc(" ".join(str(reason).split()))}</div>'
     return f'<td data-v="{esc(status)}"><span class="st {esc(status)}">{esc(text)}</span>{detail}</td>'
@@ -123,7 +124,7 @@ def label_cell(row: dict) -> str:
     label, score, thr = row.get("label"), _finite(row.get("score")), _finite(row.get("threshold"))
     if label is None or score is None:
         return '<td data-v="-1"><span class="dim">–</span></td>'
-    text = f"flagged ({num(score, 2)} ≥ {num(thr, 2)})" if label else f"below ({num(score, 2)} &lt; {num(thr, 2)})"
+    text = f"flagged (≥ {num(thr, 2)})" if label else f"below {num(thr, 2)}"
     return f'<td data-v="{int(bool(label))}"><span class="lab {"pos" if label else "neg"}">{text}</span></td>'
 
 
@@ -137,9 +138,10 @@ def model_cell(row: dict) -> str:
 def categories_cell(row: dict) -> str:
     cats = {str(k): v for k, v in (row.get("categories") or {}).items() if _finite(v) is not None}
     if not cats:
-        return '<td data-v="-1"></td>'
+        return '<td class="empty" data-v="-1"></td>'
     ranked = sorted(cats.items(), key=lambda kv: -float(kv[1]))
-    lines = [f'<div class="cat"><span class="cn">{esc(k)}</span>{bar(float(v))}<span class="cv">{float(v):.2f}</span></div>'
+    lines = [f'<div class="cat"><span class="cn">{esc(k)}</span>{bar(float(v))}'
+             f'<span class="cv">{float(v):.2f}</span></div>'
              for k, v in ranked[:MAX_CATEGORIES]]
     if len(ranked) > MAX_CATEGORIES:
         rest = ", ".join(f"{k} {float(v):.2f}" for k, v in ranked[MAX_CATEGORIES:])
@@ -186,7 +188,7 @@ def elements_cell(detection: dict, threshold: float | None) -> str:
     """Per-element scores from ``detection.json`` (e.g. per dMRI volume): a sparkline each."""
     elements = detection.get("elements")
     if not isinstance(elements, dict) or not elements:
-        return '<td data-v="-1"></td>'
+        return '<td class="empty" data-v="-1"></td>'
     lines, top = [], -1.0
     for name, raw in list(elements.items())[:MAX_ELEMENTS]:
         try:
@@ -204,14 +206,17 @@ def elements_cell(detection: dict, threshold: float | None) -> str:
             how = f", max over the other axes of {shape}"
         finite = np.isfinite(series)
         if not finite.any():
-            lines.append(f'<div class="el"><span class="cn">{esc(name)}</span> <span class="dim">no finite values</span></div>')
+            lines.append(f'<div class="el"><span class="cn">{esc(name)}</span> '
+                         '<span class="dim">no finite values</span></div>')
             continue
         peak = int(np.nanargmax(series))
         top = max(top, float(series[peak]))
-        title = (f"{name}: {series.size} values{how}; min {np.nanmin(series):.3f}, max {series[peak]:.3f} at index {peak}"
+        title = (f"{name}: {series.size} values{how}; min {np.nanmin(series):.3f}, "
+                 f"max {series[peak]:.3f} at index {peak}"
                  + ("" if series.size > 40 else "\n" + " ".join(f"{x:.2f}" for x in series)))
         lines.append(f'<div class="el" title="{esc(title)}"><span class="cn">{esc(name)}</span> '
-                     f'{sparkline(series, threshold)}<span class="dim">n={series.size} max {series[peak]:.2f} @{peak}</span></div>')
+                     f'{sparkline(series, threshold)}'
+                     f'<span class="dim">n={series.size} max {series[peak]:.2f} @{peak}</span></div>')
     if len(elements) > MAX_ELEMENTS:
         lines.append(f'<div class="dim">+{len(elements) - MAX_ELEMENTS} more in detection.json</div>')
     return f'<td data-v="{top:.6f}">{"".join(lines)}</td>'

@@ -22,7 +22,8 @@ COLUMNS = [  # (header, sort type or "" for unsortable, tooltip)
     ("files", "", "files of this result under items/<key>/"),
     ("source", "", "the input file(s) as recorded in the store"),
 ]
-SCORE_COLUMN = 4
+OPTIONAL = ("overlay", "categories", "elements")  # shown only when some row fills them
+EMPTY_CELL = '<td class="empty"'  # how cells.py starts a cell with nothing to show
 
 CSS = """
 :root{--fg:#1d2125;--dim:#6b7480;--line:#e3e6ea;--bg:#fff;--head:#f6f7f9;--pos:#c2410c;--neg:#2f6f9f;
@@ -55,9 +56,10 @@ border-bottom:1px solid var(--line);white-space:nowrap;font-weight:600}
 #results th[aria-sort=descending]::after{content:" ▼";font-size:10px}
 #results td{padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 #results tbody tr:hover{background:#fafbfc}
-td.th{width:172px;min-width:90px}
+td.th{width:168px;min-width:90px;padding-right:4px}
 td.th img{max-width:160px;max-height:160px;display:block;border:1px solid var(--line)}
-td.item{max-width:22em;word-break:break-all;font-weight:500}
+td.item{min-width:9em;max-width:22em;overflow-wrap:anywhere;font-weight:500}
+.kind{display:block;font-weight:400}
 td.num{white-space:nowrap}
 .sv{font-variant-numeric:tabular-nums;display:inline-block;width:3.2em}
 .bar{position:relative;display:inline-block;width:70px;height:8px;background:#eceef1;border-radius:2px;vertical-align:middle}
@@ -66,18 +68,19 @@ td.num{white-space:nowrap}
 .bar b{position:absolute;top:-2px;bottom:-2px;width:1px;background:var(--fg)}
 .st{font-size:11px;padding:1px 6px;border-radius:9px;border:1px solid;white-space:nowrap}
 .st.ok{color:var(--ok)}.st.not_applicable{color:var(--na)}.st.error{color:var(--err)}
-.err{color:var(--err);font-size:12px;margin-top:3px;max-width:28em;word-break:break-word}
-.why{color:var(--na);font-size:12px;margin-top:3px;max-width:28em}
+.err{color:var(--err);font-size:12px;margin-top:3px;min-width:10em;max-width:28em;overflow-wrap:anywhere}
+.why{color:var(--na);font-size:12px;margin-top:3px;min-width:10em;max-width:28em}
 .lab{white-space:nowrap;font-size:12px}.lab.pos{color:var(--pos);font-weight:600}.lab.neg{color:var(--neg)}
 .cat,.el{white-space:nowrap;font-size:12px;line-height:18px}
-.cn{display:inline-block;min-width:5em;max-width:10em;overflow:hidden;text-overflow:ellipsis;vertical-align:middle}
+.el .dim{display:block;margin:-2px 0 2px}
+.cn{display:inline-block;margin-right:4px;min-width:3.5em;max-width:10em;overflow:hidden;text-overflow:ellipsis;vertical-align:middle}
 .cv{font-variant-numeric:tabular-nums;margin-left:4px}
 .spark{vertical-align:middle;background:#f7f8fa;margin:0 4px}
 .spark polyline{fill:none;stroke:var(--neg);stroke-width:1.2}
 .spark circle{fill:var(--pos)}.spark circle.one{fill:var(--neg)}
 .spark line.t{stroke:#b9c0c8;stroke-dasharray:2 2}
-td.links{font-size:12px}
-td.links a{margin-right:6px}
+td.links{font-size:12px;min-width:7em}
+td.links a{margin-right:6px;white-space:nowrap}
 .miss{color:var(--err);font-size:12px}
 footer{padding:12px 18px;color:var(--dim);font-size:11px}
 """
@@ -162,11 +165,11 @@ def runs_table(runs: list[dict], total: int) -> str:
 
 
 def page(*, title: str, subtitle: str, totals: str, runs_html: str, notes: list[str], statuses: list[str],
-         rows_html: list[str], footer: str) -> str:
+         rows_html: list[str], footer: str, columns: list[int]) -> str:
     heads = []
-    for i, (name, kind, tip) in enumerate(COLUMNS):
+    for name, kind, tip in (COLUMNS[i] for i in columns):
         attrs = f' data-type="{kind}"' if kind else ""
-        attrs += ' aria-sort="descending"' if i == SCORE_COLUMN else ""
+        attrs += ' aria-sort="descending"' if name == "score" else ""
         attrs += f' title="{esc(tip)}"' if tip else ""
         heads.append(f"<th{attrs}>{esc(name)}</th>")
     options = "".join(f'<option value="{esc(s)}">{esc(s.replace("_", " "))}</option>' for s in statuses)

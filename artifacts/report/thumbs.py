@@ -72,14 +72,18 @@ def input_state(info: dict) -> str | None:
 
 def make_thumb(source: str | os.PathLike, dest: Path, size: int) -> None:
     """Decode ``source`` and write a JPEG at most ``size`` px on its long side to ``dest``."""
+    import cv2
     from PIL import Image
 
     from artifacts.io import load_image
     from artifacts.viz import to_uint8
 
-    image = load_image(source)
-    pic = Image.fromarray(to_uint8(image.pixels))
-    pic.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    pixels = load_image(source).pixels
+    h, w = pixels.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    if scale < 1.0:  # area averaging: fast and alias-free when shrinking (before the 16 -> 8 bit step)
+        pixels = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    pic = Image.fromarray(to_uint8(pixels))
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{id(pic)}.tmp")
     try:
         pic.save(tmp, "JPEG", quality=82, optimize=True)
@@ -111,7 +115,7 @@ class Thumbnailer:
         inputs = row.get("inputs") or {}
         role = input_role(inputs)
         if role is None:
-            return Thumb(note="no preview for this kind of input")
+            return Thumb(note="no image to preview")
         info = inputs[role]
         name = thumb_name(str(info.get("sha256") or row.get("key") or info.get("path")), "in")
         state = input_state(info)

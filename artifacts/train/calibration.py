@@ -34,13 +34,9 @@ def as_stored(pixels: np.ndarray, encoding: str | None, rng: np.random.Generator
         return ImageData(pixels=pixels, meta={"format": "generated"})
     if encoding != "jpeg":
         raise ValueError(f"unknown calibration encoding {encoding!r}")
-    import io
+    from artifacts.io import encode_image
 
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=int(rng.integers(*JPEG_QUALITY)))
-    return load_image(buf.getvalue())
+    return load_image(encode_image(pixels, ".jpg", quality=int(rng.integers(*JPEG_QUALITY))))
 
 
 def calibrate(info, out: str, *, n: int = 160, seed: int = 10_000, progress: bool = True, **overrides: Any) -> dict:

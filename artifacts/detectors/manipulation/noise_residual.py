@@ -40,7 +40,7 @@ than 4 windows a side (< 72 px) are ``not_applicable``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -61,8 +61,14 @@ class NoiseResidualConfig:
     pca_dims: int = 4  # feature dimensions kept after PCA
     em_iters: int = 30
     clip_fraction: float = 0.5  # windows with more clipped pixels than this are left out of the fit
-    tile: int = 1024  # tile size (px) of the full-resolution residual pass
+    tile: int = field(default=1024, metadata={"output": False})  # tile size (px) of the residual pass
     threshold: float | None = None  # operating threshold (default: the weights' threshold, 0.5)
+
+    def __post_init__(self) -> None:
+        if self.q <= 0 or self.cell < 2 or self.window < 1 or self.pca_dims < 1 or self.em_iters < 1:
+            raise ValueError("noise-residual: q > 0, cell >= 2, window >= 1, pca_dims >= 1 and em_iters >= 1 are required")
+        if not 0.0 <= self.clip_fraction <= 1.0 or self.tile < self.cell:
+            raise ValueError("noise-residual: clip_fraction must be in [0, 1] and tile >= cell")
 
 
 CALIBRATION = WeightSpec(
@@ -105,17 +111,18 @@ def clipped(pixels: np.ndarray) -> np.ndarray:
     return (pixels.max(axis=-1) >= top) | (pixels.max(axis=-1) == 0)
 
 
-def cell_histograms(lum, q: float, cell: int, tile: int, device: str = "cpu"):
+def cell_histograms(pixels: np.ndarray, q: float, cell: int, tile: int, device: str = "cpu"):
     """Per-cell co-occurrence class counts, shape (Hc, Wc, K) int64, computed tile by tile.
 
     A code at (i, j) needs luminance from j-1 to j+5 (horizontal; i-1..i+5 vertical); each tile
-    reads its owned block plus that halo, so tiled counts equal an untiled pass exactly.
+    converts its owned block plus that halo to luminance, so tiled counts equal an untiled pass
+    exactly and no full-resolution float copy of the image is made.
     """
     import torch
 
     classes, k = code_classes()
     classes_t = torch.as_tensor(classes, device=device)
-    h, w = lum.shape
+    h, w = pixels.shape[:2]
     hc, wc = -(-h // cell), -(-w // cell)
     tile = max(cell, tile - tile % cell)
     hist = torch.zeros(hc * wc * k, dtype=torch.int64, device=device)
@@ -124,7 +131,7 @@ def cell_histograms(lum, q: float, cell: int, tile: int, device: str = "cpu"):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             a, c = max(y0 - 1, 0), max(x0 - 1, 0)
-            slab = torch.as_tensor(lum[a : min(y1 + 5, h), c : min(x1 + 5, w)], device=device)
+            slab = torch.as_tensor(luminance(pixels[a : min(y1 + 5, h), c : min(x1 + 5, w)]), device=device)
             for axis in (1, 0):  # horizontal codes, then vertical
                 s = slab if axis == 1 else slab.T
                 r = s[:, :-3] - 3 * s[:, 1:-2] + 3 * s[:, 2:-1] - s[:, 3:]
@@ -220,7 +227,7 @@ class NoiseResidualDetector(CalibratedDetector):
         if hc - win + 1 < 4 or wc - win + 1 < 4:
             need = (win + 3) * cfg.cell
             return Detection.not_applicable(f"image too small ({w}x{h}): needs at least {need} px a side")
-        hist = cell_histograms(luminance(pixels), cfg.q, cfg.cell, cfg.tile, self.device).double()
+        hist = cell_histograms(pixels, cfg.q, cfg.cell, cfg.tile, self.device).double()
         clip = torch.as_tensor(clipped(pixels).astype(np.uint8), device=self.device)
         clip = torch.nn.functional.pad(clip, (0, wc * cfg.cell - w, 0, hc * cfg.cell - h))
         clip_cells = clip.view(hc, cfg.cell, wc, cfg.cell).double().mean((1, 3))
