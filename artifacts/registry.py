@@ -29,7 +29,11 @@ TASKS = DETECTION_TASKS + RESTORATION_TASKS
 ENTRY_POINT_GROUP = "artifacts.models"
 
 #: Modules that register the built-in models; imported lazily by :func:`_ensure_loaded`.
-BUILTIN_MODULES = ("artifacts.detectors.manipulation.noise_residual",)
+BUILTIN_MODULES = (
+    "artifacts.detectors.manipulation.noise_residual",
+    "artifacts.detectors.manipulation.jpeg_dq",
+    "artifacts.detectors.manipulation.jpeg_grid",
+)
 
 #: ``weights=`` values that ask for a model with no weights (random init / uncalibrated).
 NO_WEIGHTS = ("none", "random")

@@ -187,3 +187,56 @@ def test_no_heavy_imports() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                             text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
+
+
+# --------------------------------------------------------------- host_jpeg (off by default)
+
+
+def _jpeg_lattice_error(img: np.ndarray, table: np.ndarray, keep: np.ndarray) -> float:
+    """Mean distance to the nearest integer of the luminance DCT coefficients / ``table`` over
+    the 8x8 blocks entirely inside ``keep`` (~0.25 for pixels never JPEG-compressed)."""
+    k = np.arange(8)
+    d = np.sqrt(2 / 8) * np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / 16)
+    d[0] /= np.sqrt(2)
+    y = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) - 128
+    h, w = (s // 8 * 8 for s in y.shape)
+    blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
+    inside = keep[:h, :w].reshape(h // 8, 8, w // 8, 8).all((1, 3))
+    r = (d @ blocks @ d.T)[inside] / table
+    return float(np.abs(r - np.rint(r))[:, :3, :3].mean())
+
+
+def test_host_jpeg_compresses_hosts_and_donors(pool: list) -> None:
+    import io
+
+    cfg = gen.GeneratorConfig(host_jpeg=(70, 70), post_prob=0.0)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="JPEG", quality=70)
+    table = np.array(Image.open(buf).quantization[0], float).reshape(8, 8)
+    s = gen.generate(4, "splice", cfg, pool)
+    assert s.meta["host"]["jpeg"] == 70 and s.meta["donor"]["jpeg"] in range(50, 96)
+    # the untouched pixels sit on the JPEG lattice of quality 70, aligned with the image grid
+    assert _jpeg_lattice_error(s.image, table, ~s.mask) < 0.1
+    assert _jpeg_lattice_error(s.image[3:, 5:], table, ~s.mask[3:, 5:]) > 0.15
+    plain = gen.generate(4, "splice", gen.GeneratorConfig(post_prob=0.0), pool)
+    assert "jpeg" not in plain.meta["host"] and _jpeg_lattice_error(plain.image, table, ~plain.mask) > 0.15
+    json.dumps(s.meta)
+
+
+def test_host_jpeg_authentic_and_default_unchanged(pool: list) -> None:
+    from artifacts.datasets.processing import jpeg
+
+    on = gen.authentic(9, gen.GeneratorConfig(host_jpeg=(80, 90), post_prob=0.0), pool)
+    off = gen.authentic(9, gen.GeneratorConfig(post_prob=0.0), pool)
+    q = on.meta["host"]["jpeg"]
+    assert 80 <= q <= 90 and on.meta["host"]["crop"] == off.meta["host"]["crop"]
+    grey = on.meta["host"]["photo"] in photos.GREY_PHOTOS
+    assert np.array_equal(on.image, jpeg(off.image, q, grey))  # the same photo, JPEG-compressed
+    # unset (the default) draws nothing more: identical to a config that never mentions it
+    a = gen.generate(6, config=gen.GeneratorConfig(), photos=pool)
+    b = gen.generate(6, config=gen.GeneratorConfig(host_jpeg=None), photos=pool)
+    assert np.array_equal(a.image, b.image) and a.meta == b.meta and "jpeg" not in a.meta["host"]
+    with pytest.raises(ValueError):
+        gen.GeneratorConfig(host_jpeg=(90, 80))
+    with pytest.raises(ValueError):
+        gen.GeneratorConfig(host_jpeg=(0, 50))

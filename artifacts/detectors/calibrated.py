@@ -41,6 +41,8 @@ class CalibratedDetector(Detector):
     #: how calibration samples are stored before the detector reads them: None (as generated,
     #: lossless) or "jpeg" (encoded and decoded again, so JPEG metadata exist)
     calibration_encoding: ClassVar[str | None] = None
+    #: generator settings for calibration data (GeneratorConfig fields), e.g. JPEG-compressed hosts
+    calibration_generator: ClassVar[dict | None] = None
     #: placeholder curve used without a calibration file
     uncalibrated: ClassVar[Platt] = Platt(2.0, -6.0)
 

@@ -52,7 +52,8 @@ def calibrate(info, out: str, *, n: int = 160, seed: int = 10_000, progress: boo
     config = build_config(info, overrides)
     detector = info.cls(config=config, weights=None, device="cpu")
     photos = load_split("manipulation")["calibration"]
-    gen_cfg = GeneratorConfig(kinds=tuple(getattr(info.cls, "calibration_kinds", GeneratorConfig().kinds)))
+    gen_cfg = GeneratorConfig(kinds=tuple(getattr(info.cls, "calibration_kinds", GeneratorConfig().kinds)),
+                              **dict(getattr(info.cls, "calibration_generator", None) or {}))
     rng = np.random.default_rng(seed)
     n_fit = int(round(n * 0.75))
     img_x, img_y, pix = [], [], {"fit": ([], []), "held": ([], [])}

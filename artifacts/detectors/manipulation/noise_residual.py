@@ -46,11 +46,13 @@ from functools import lru_cache
 import numpy as np
 
 from artifacts.detectors.calibrated import CalibratedDetector, Raw
+from artifacts.detectors.manipulation.pixels import clipped, luminance
 from artifacts.registry import register_model
 from artifacts.types import Detection
 from artifacts.weights import WeightSpec
 
 N_CODES = 81  # 3 ** 4 co-occurrence codes
+FIT_WINDOWS = 4096  # at most this many windows fit the image's model
 
 
 @dataclass
@@ -74,7 +76,7 @@ class NoiseResidualConfig:
 CALIBRATION = WeightSpec(
     tag="calib-v1",
     file="noise_residual_calib-v1.json",
-    sha256="e1046c8c686d3b0470369454b4dd41a26e76ba71ade81b3d1afe4bc8f15b1e08",
+    sha256="f1dd739026f2b1f9bb487a673a8d56e9bc3bb4b5a7138a07dd3cc610d540eea7",
     license="Apache-2.0",
     source="fitted by this package on seeded synthetic manipulations of scikit-image photos",
     train_command="artifacts train manipulation --model noise-residual -o DIR",
@@ -96,19 +98,6 @@ def code_classes() -> tuple[np.ndarray, int]:
     canon = np.array([min(encode(d), encode(-d), encode(d[::-1]), encode(-d[::-1])) for d in digits])
     _, classes = np.unique(canon, return_inverse=True)
     return classes.astype(np.int64), int(classes.max()) + 1
-
-
-def luminance(pixels: np.ndarray) -> np.ndarray:
-    """RGB (uint8/uint16) -> float32 luminance on the 8-bit scale (0..255)."""
-    scale = 255.0 / (65535.0 if pixels.dtype == np.uint16 else 255.0)
-    rgb = pixels.astype(np.float32)
-    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114) * scale
-
-
-def clipped(pixels: np.ndarray) -> np.ndarray:
-    """Pixels whose channels are all black or any at the white point: no noise survives there."""
-    top = 65535 if pixels.dtype == np.uint16 else 255
-    return (pixels.max(axis=-1) >= top) | (pixels.max(axis=-1) == 0)
 
 
 def cell_histograms(pixels: np.ndarray, q: float, cell: int, tile: int, device: str = "cpu"):
@@ -236,9 +225,15 @@ class NoiseResidualDetector(CalibratedDetector):
         feats = (counts / counts.sum(-1, keepdim=True).clamp_min(1)).sqrt()
         hw, ww, k = feats.shape
         x = feats.reshape(-1, k)
-        fit = (box_sum(clip_cells[..., None], win)[..., 0] / win**2).reshape(-1) <= cfg.clip_fraction
+        fit = (box_sum(clip_cells[..., None], win)[..., 0] / win**2) <= cfg.clip_fraction
+        # windows overlap (stride one cell): fitting on a lattice of at most FIT_WINDOWS of them keeps
+        # the model fit's cost independent of the image size
+        step = max(1, int(np.ceil(np.sqrt(hw * ww / FIT_WINDOWS))))
+        lattice = torch.zeros_like(fit)
+        lattice[::step, ::step] = True
+        fit = (fit & lattice).reshape(-1)
         if int(fit.sum()) < max(16, k):
-            fit = torch.ones_like(fit)
+            fit = lattice.reshape(-1)
         xc = x - x[fit].mean(0)
         _, vecs = torch.linalg.eigh(xc[fit].T @ xc[fit] / int(fit.sum()))
         dims = min(cfg.pca_dims, k - 1)
