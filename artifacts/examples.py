@@ -2,7 +2,10 @@
 
 For ``manipulation`` the generator makes manipulations (splices with and without blending,
 copy-move, removal, plus authentic photos) of photos that ship with scikit-image, from the
-``example`` split (never used for calibration). The summary compares each predicted mask with
+``example`` split (never used for calibration). The scenario is the classic one of image
+forensics: the photos were JPEGs (quality 60-85) before the edit, and the edited result is saved
+as a JPEG again at a higher quality (90), so the pasted regions lack the first compression the
+rest of the image carries. The summary compares each predicted mask with
 its ground truth and draws a picture ``OUT/example-summary.png``. It is a demonstration on
 synthetic data, not a benchmark: ``artifacts eval`` on real tampered images gives the numbers.
 """
@@ -15,6 +18,8 @@ import numpy as np
 
 EXAMPLE_SEED = 7
 N_TAMPERED, N_AUTHENTIC = 6, 2
+EXAMPLE_HOST_JPEG = (60, 85)  # quality range of the JPEG the photos were before the edit
+EXAMPLE_SAVE_JPEG = 90  # quality the edited (and the authentic) images are saved at
 
 
 @dataclass
@@ -28,12 +33,14 @@ class Example:
 def make_example(task: str, out: str | Path) -> Example:
     if task != "manipulation":
         raise ValueError(f"--example is available for: manipulation (not {task!r} yet)")
-    from artifacts.datasets.manipulation import write_dataset
+    from artifacts.datasets.manipulation import GeneratorConfig, write_dataset
     from artifacts.datasets.splits import load_split
 
     data = Path(out) / "example-data"
+    # photos usually arrive as JPEGs, and edited photos are saved as JPEGs again
     manifest = write_dataset(data, n=N_TAMPERED, seed=EXAMPLE_SEED, photos=load_split("manipulation")["example"],
-                             n_authentic=N_AUTHENTIC)
+                             n_authentic=N_AUTHENTIC, config=GeneratorConfig(host_jpeg=EXAMPLE_HOST_JPEG),
+                             jpeg_quality=EXAMPLE_SAVE_JPEG)
     return Example(task, data, [str(data / "Tp"), str(data / "Au")], manifest)
 
 

@@ -33,6 +33,9 @@ BUILTIN_MODULES = (
     "artifacts.detectors.manipulation.noise_residual",
     "artifacts.detectors.manipulation.jpeg_dq",
     "artifacts.detectors.manipulation.jpeg_grid",
+    "artifacts.detectors.manipulation.ela",
+    "artifacts.detectors.manipulation.copymove",
+    "artifacts.detectors.manipulation.fusion",
 )
 
 #: ``weights=`` values that ask for a model with no weights (random init / uncalibrated).

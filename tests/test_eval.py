@@ -58,7 +58,7 @@ def test_perturbations_are_deterministic_and_keep_masks_aligned():
 
 def test_evaluate_end_to_end_on_generated_data(generated, tmp_path):
     result = evaluate("manipulation", str(generated), out=str(tmp_path / "ev"), n_boot=100, progress=False,
-                      sweep=parse_sweep("jpeg70,resize0.5"))
+                      sweep=parse_sweep("jpeg70,resize0.5"), models=["noise-residual", "jpeg-dq"])
     entry = result["models"]["manipulation/noise-residual"]
     pixel, image = entry["clean"]["pixel"], entry["clean"]["image"]
     assert pixel["n_images"] == 8 and image["n_tampered"] == 8 and image["n_authentic"] == 2
@@ -66,6 +66,8 @@ def test_evaluate_end_to_end_on_generated_data(generated, tmp_path):
         assert 0.0 <= m["value"] <= 1.0 and m["ci"][0] <= m["ci"][1]
     assert pixel["f1_best"]["value"] >= pixel["f1_fixed"]["value"]  # best threshold includes 0.5
     assert set(entry["sweep"]) == {"jpeg70", "resize0.5"}
+    dq = result["models"]["manipulation/jpeg-dq"]["clean"]  # PNG inputs: not applicable, counted, no metrics
+    assert dq["counts"]["not_applicable"] == 10 and "pixel" not in dq and "image" not in dq
     assert (tmp_path / "ev" / "perturbed" / "resize0.5").is_dir()
     on_disk = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert on_disk["models"].keys() == result["models"].keys()
@@ -76,7 +78,8 @@ def test_evaluate_end_to_end_on_generated_data(generated, tmp_path):
 
     with Store(tmp_path / "ev" / "store") as store:
         before = store.count()
-    evaluate("manipulation", str(generated), out=str(tmp_path / "ev"), n_boot=10, progress=False)
+    evaluate("manipulation", str(generated), out=str(tmp_path / "ev"), n_boot=10, progress=False,
+             models=["noise-residual", "jpeg-dq"])
     with Store(tmp_path / "ev" / "store") as store:
         assert store.count() == before
 

@@ -174,6 +174,23 @@ def test_write_dataset_layout_and_determinism(tmp_path: Path, pool: list) -> Non
         assert entry["name"].replace("-", "").replace("_", "").isalnum()
 
 
+def test_write_dataset_as_jpeg(tmp_path: Path, pool: list) -> None:
+    from artifacts.io import load_image
+
+    cfg = gen.GeneratorConfig(max_side=256)
+    png = gen.write_dataset(tmp_path / "png", n=2, seed=3, config=cfg, photos=pool, n_authentic=1)
+    jpg = gen.write_dataset(tmp_path / "jpg", n=2, seed=3, config=cfg, photos=pool, n_authentic=1, jpeg_quality=90)
+    for a, b in zip(png, jpg):
+        assert b["image"] == a["image"][:-4] + ".jpg" and b["mask"] == a["mask"]
+        stored = load_image(tmp_path / "jpg" / b["image"])
+        assert stored.meta["format"] == "JPEG" and stored.meta["jpeg"]["qtables"]
+        lossless = load_image(tmp_path / "png" / a["image"]).pixels.astype(float)
+        # the same sample, through a quality-90 JPEG: close but not equal
+        assert 0 < np.abs(stored.pixels - lossless).mean() < 8  # 4:2:0 chroma costs most of it
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        gen.write_dataset(tmp_path / "bad", n=1, seed=3, config=cfg, photos=pool, jpeg_quality=0)
+
+
 def test_no_heavy_imports() -> None:
     code = (
         "import sys, artifacts; before = set(sys.modules)\n"

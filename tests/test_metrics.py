@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from artifacts.calibration import Platt, fit_platt
+from artifacts.calibration import Logistic, Platt, fit_platt
 from artifacts.metrics import average_precision, pixel_scores, roc_auc
 
 sklearn = pytest.importorskip("sklearn.metrics")
@@ -91,3 +91,19 @@ def test_bootstrap_interval_covers_and_narrows():
         raise ValueError("e.g. an AUC on a resample with one class")
 
     assert np.isnan(bootstrap_ci(20, undefined, n_boot=50)[0])
+
+
+def test_stacked_logistic_matches_sklearn_balanced_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from artifacts.calibration import fit_logistic
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (5000, 3))
+    y = rng.random(5000) < 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.0 * x[:, 2] - 2.0)))
+    ours = fit_logistic(x, y, balanced=True, l2=0.0)
+    ref = LogisticRegression(penalty=None, class_weight="balanced", tol=1e-10, max_iter=1000).fit(x, y)
+    assert np.allclose(ours.w, ref.coef_[0], atol=1e-4) and ours.b == pytest.approx(ref.intercept_[0], abs=1e-4)
+    p = ours(x.T)  # features stacked on the first axis, as a fusion's maps are
+    assert np.allclose(p, ref.predict_proba(x)[:, 1], atol=1e-5)
+    assert Logistic.from_dict(ours.to_dict()) == ours and Logistic.from_dict({"a": 2.0, "b": 1.0}).w == (2.0,)

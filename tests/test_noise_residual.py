@@ -73,11 +73,12 @@ def test_api_accepts_paths_arrays_pil_tensors(tmp_path):
 
     img, _ = _resampled_square()
     Image.fromarray(img).save(tmp_path / "a.png")
-    by_path = artifacts.detect(str(tmp_path / "a.png"), device="cpu")
-    by_array = artifacts.detect(img, device="cpu")
-    by_pil = artifacts.detect(Image.fromarray(img), device="cpu")
-    by_tensor = artifacts.detect(torch.from_numpy(img).permute(2, 0, 1).float() / 255, device="cpu")
-    batch = artifacts.detect(np.stack([img, img]), device="cpu")
+    by_path = artifacts.detect(str(tmp_path / "a.png"), device="cpu", model="noise-residual")
+    by_array = artifacts.detect(img, device="cpu", model="noise-residual")
+    by_pil = artifacts.detect(Image.fromarray(img), device="cpu", model="noise-residual")
+    by_tensor = artifacts.detect(torch.from_numpy(img).permute(2, 0, 1).float() / 255, device="cpu",
+                                model="noise-residual")
+    batch = artifacts.detect(np.stack([img, img]), device="cpu", model="noise-residual")
     assert isinstance(batch, list) and len(batch) == 2
     for d in (by_array, by_pil, by_tensor, batch[0]):
         assert abs(d.score - by_path.score) < 1e-6 and np.abs(d.heatmap - by_path.heatmap).max() < 1e-6

@@ -207,9 +207,18 @@ def _save_png(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(path, format="PNG", compress_level=6)
 
 
+def _save_image(out: Path, stem: str, arr: np.ndarray, jpeg_quality: Optional[int]) -> str:
+    """Save a sample image as PNG, or as a baseline 4:2:0 JPEG at ``jpeg_quality``; returns the file name."""
+    if jpeg_quality is None:
+        _save_png(out / f"{stem}.png", arr)
+        return f"{stem}.png"
+    Image.fromarray(arr).save(out / f"{stem}.jpg", format="JPEG", quality=int(jpeg_quality), subsampling=2)
+    return f"{stem}.jpg"
+
+
 def write_dataset(out_dir: Union[str, Path], n: int, seed: int = 0,
                   config: Optional[GeneratorConfig] = None, photos: Optional[Sequence[Any]] = None,
-                  n_authentic: int = 0) -> list[dict]:
+                  n_authentic: int = 0, jpeg_quality: Optional[int] = None) -> list[dict]:
     """Write ``n`` tampered and ``n_authentic`` authentic samples, CASIA-like.
 
     Layout: ``Tp/<name>.png`` (tampered), ``Gt/<name>_gt.png`` (mask, 0/255
@@ -218,8 +227,12 @@ def write_dataset(out_dir: Union[str, Path], n: int, seed: int = 0,
     (``mask`` is null for authentic images).  Tampered sample ``i`` uses seed
     ``seed + i`` and kind ``config.kinds[i % len(kinds)]`` (balanced);
     authentic sample ``j`` uses seed ``seed + n + j``.  Same arguments give
-    byte-identical files.  Returns the manifest.
+    byte-identical files.  With ``jpeg_quality`` the tampered and authentic
+    images are saved as JPEG files (``.jpg``) at that quality instead of PNG,
+    as edited photos usually are; masks stay PNG.  Returns the manifest.
     """
+    if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
     cfg = config or GeneratorConfig()
     pool = as_photos(photos)
     kinds = _usable_kinds(cfg.kinds, pool)
@@ -232,14 +245,14 @@ def write_dataset(out_dir: Union[str, Path], n: int, seed: int = 0,
     manifest: list[dict] = []
     for i in range(n):
         s = generate(seed + i, kinds[i % len(kinds)], cfg, pool)
-        _save_png(out / "Tp" / f"{s.name}.png", s.image)
+        image = _save_image(out / "Tp", s.name, s.image, jpeg_quality)
         _save_png(out / "Gt" / f"{s.name}_gt.png", s.mask.astype(np.uint8) * 255)
-        manifest.append({"name": s.name, "kind": s.kind, "image": f"Tp/{s.name}.png",
+        manifest.append({"name": s.name, "kind": s.kind, "image": f"Tp/{image}",
                          "mask": f"Gt/{s.name}_gt.png", "meta": s.meta})
     for j in range(n_authentic):
         s = authentic(seed + n + j, cfg, pool)
-        _save_png(out / "Au" / f"{s.name}.png", s.image)
-        manifest.append({"name": s.name, "kind": s.kind, "image": f"Au/{s.name}.png",
+        image = _save_image(out / "Au", s.name, s.image, jpeg_quality)
+        manifest.append({"name": s.name, "kind": s.kind, "image": f"Au/{image}",
                          "mask": None, "meta": s.meta})
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

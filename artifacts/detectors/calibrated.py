@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from artifacts.calibration import Platt
+from artifacts.calibration import Logistic, Platt
 from artifacts.detectors.base import Detector
 from artifacts.types import Detection
 
@@ -28,8 +28,8 @@ from artifacts.types import Detection
 
 @dataclass
 class Raw:
-    map: np.ndarray  # H x W float32, the image's size; higher = more suspicious
-    stat: float  # image-level raw statistic
+    map: np.ndarray  # H x W float32 at the image's size, higher = more suspicious (or K x H x W features)
+    stat: float | np.ndarray  # image-level raw statistic (or K features)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
@@ -44,7 +44,7 @@ class CalibratedDetector(Detector):
     #: generator settings for calibration data (GeneratorConfig fields), e.g. JPEG-compressed hosts
     calibration_generator: ClassVar[dict | None] = None
     #: placeholder curve used without a calibration file
-    uncalibrated: ClassVar[Platt] = Platt(2.0, -6.0)
+    uncalibrated: ClassVar[Logistic] = Platt(2.0, -6.0)
 
     def __init__(self, config, weights=None, device=None):
         super().__init__(config, weights, device)
@@ -55,13 +55,13 @@ class CalibratedDetector(Detector):
                 cal = json.loads(weights.path.read_text())
                 if cal.get("model") not in (None, self.model_id):
                     raise ValueError(f"it is a calibration of {cal.get('model')}, not {self.model_id}")
-                self.pixel_cal, self.image_cal = Platt(**cal["pixel"]), Platt(**cal["image"])
+                self.pixel_cal, self.image_cal = Logistic.from_dict(cal["pixel"]), Logistic.from_dict(cal["image"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{weights.path}: not a usable calibration file ({exc!r})") from None
             # the operating threshold and output-neutral fields (tiles) leave the raw values alone
             neutral = {"threshold"} | {f.name for f in dataclasses.fields(config) if not f.metadata.get("output", True)}
             fitted = {k: v for k, v in cal.get("config", {}).items() if k not in neutral}
-            changed = {k: v for k, v in fitted.items() if getattr(config, k, v) != v}
+            changed = {k: v for k, v in fitted.items() if _as_json(getattr(config, k, v)) != v}
             if changed:
                 warnings.warn(f"{self.model_id}: calibration {weights.id} was fitted with {changed}; "
                               "scores under other settings are not calibrated", stacklevel=3)
@@ -77,7 +77,7 @@ class CalibratedDetector(Detector):
             return out
         meta = {
             "preprocessing": out.preprocessing,
-            "raw": {"image_stat": round(float(out.stat), 5), **out.diagnostics},
+            "raw": {"image_stat": np.round(out.stat, 5).tolist(), **out.diagnostics},
             "calibrated": self.calibrated,
             "timings": {"compute_s": round(time.perf_counter() - t0, 6)},
         }
@@ -87,3 +87,8 @@ class CalibratedDetector(Detector):
             threshold=self.threshold,
             meta=meta,
         )
+
+
+def _as_json(value):
+    """A config value as it reads back from a JSON file (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))

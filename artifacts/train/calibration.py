@@ -1,7 +1,8 @@
 """Recipe ``calibration``: fit the Platt curves of a training-free detector on generator data.
 
 The detector is a :class:`~artifacts.detectors.calibrated.CalibratedDetector`: ``raw(image)``
-gives its raw map and image statistic (or ``not_applicable``). For each seed the generator makes a manipulated image (even seeds) or an authentic one through the same
+gives its raw map and image statistic (or ``not_applicable``); a fusion gives several raw
+features per pixel and per image, and the same fit becomes a stacked logistic combiner. For each seed the generator makes a manipulated image (even seeds) or an authentic one through the same
 post-processing (odd seeds), from the photos the ``calibration`` split allows. Image-level
 curve: image statistic vs manipulated/authentic. Pixel-level curve: balanced samples of
 manipulated vs untouched pixels. Both are fitted on the first 75 % of the seeds; the last 25 %
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from artifacts.calibration import fit_platt
+from artifacts.calibration import fit_logistic
 from artifacts.types import Detection
 from artifacts.weights import file_sha256
 
@@ -64,25 +65,25 @@ def calibrate(info, out: str, *, n: int = 160, seed: int = 10_000, progress: boo
         raw = detector.raw(as_stored(sample.image, info.cls.calibration_encoding, rng))
         if isinstance(raw, Detection):  # not applicable to this sample
             continue
-        raw_map, stat = raw.map, raw.stat
+        features = raw.map.reshape(-1, *sample.mask.shape)  # (K, H, W): K = 1 for a single raw map
         part = "fit" if i < n_fit else "held"
-        img_x.append(stat)
+        img_x.append(np.atleast_1d(raw.stat))
         img_y.append(int(sample.kind != "authentic"))
         stats_fit.append(part == "fit")
         for label, where in ((1, sample.mask), (0, ~sample.mask)):
             idx = np.flatnonzero(where)
             if idx.size:
                 take = rng.choice(idx, size=min(PIXELS_PER_CLASS, idx.size), replace=False)
-                pix[part][0].append(raw_map.ravel()[take])
+                pix[part][0].append(features.reshape(len(features), -1)[:, take].T)
                 pix[part][1].append(np.full(take.size, label))
-    img_x, img_y, fit_rows = np.array(img_x), np.array(img_y), np.array(stats_fit)
+    img_x, img_y, fit_rows = np.stack(img_x), np.array(img_y), np.array(stats_fit)
     px = {k: (np.concatenate(v[0]), np.concatenate(v[1])) for k, v in pix.items()}
-    image_cal = fit_platt(img_x[fit_rows], img_y[fit_rows])
-    pixel_cal = fit_platt(*px["fit"])
+    image_cal = fit_logistic(img_x[fit_rows], img_y[fit_rows])
+    pixel_cal = fit_logistic(*px["fit"])
     held = {
-        "image_auc": round(roc_auc(img_x[~fit_rows], img_y[~fit_rows]), 4),
-        "pixel_auc": round(roc_auc(*px["held"]), 4),
-        "image_accuracy_at_0.5": round(float(((image_cal(img_x[~fit_rows]) >= 0.5) == img_y[~fit_rows]).mean()), 4),
+        "image_auc": round(roc_auc(image_cal.linear(img_x[~fit_rows].T), img_y[~fit_rows]), 4),
+        "pixel_auc": round(roc_auc(pixel_cal.linear(px["held"][0].T), px["held"][1]), 4),
+        "image_accuracy_at_0.5": round(float(((image_cal(img_x[~fit_rows].T) >= 0.5) == img_y[~fit_rows]).mean()), 4),
         "n_images": int((~fit_rows).sum()),
     }
     spec = info.weight_spec()

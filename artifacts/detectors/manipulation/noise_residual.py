@@ -194,7 +194,6 @@ def robust_gaussian(x, fit_mask, iters: int):
     "noise-residual",
     config=NoiseResidualConfig,
     weights=(CALIBRATION,),
-    default=True,
     description="training-free noise-residual inconsistency (Splicebuster-style co-occurrence features, robust EM)",
 )
 class NoiseResidualDetector(CalibratedDetector):
