@@ -55,7 +55,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         inputs, args.out, task=args.task, model=args.model, weights=args.weights, device=args.device,
         batch_size=args.batch_size, workers=args.workers, resume=not args.no_resume,
         retry_errors=args.retry_errors, files_from=args.files_from, recursive=not args.no_recursive,
-        progress=not args.quiet, command=args.command_line, engine=args.engine,
+        progress=not args.quiet, command=args.command_line, engine=args.engine, refs=args.refs,
         ray_address=args.ray_address, actors=args.actors, **overrides,
     )
     from artifacts.report import write_report
@@ -74,9 +74,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from artifacts.eval.robustness import parse_sweep
 
     sweep = parse_sweep(args.sweep) if args.robustness or args.sweep else ()
+    # task-specific options, passed only when given (an adapter rejects what it does not know)
+    options = {k: v for k, v in (("resize_masks", args.resize_masks or None), ("split", args.split),
+                                 ("kinds", args.kinds and args.kinds.split(","))) if v is not None}
+    try:
+        get_adapter(args.task, **options)
+    except TypeError as exc:
+        raise ValueError(f"eval {args.task}: an option does not apply to this task ({exc})") from None
     result = evaluate(args.task, args.data, models=args.model, out=args.out, sweep=sweep, n_boot=args.bootstrap,
-                      device=args.device, workers=args.workers, progress=not args.quiet,
-                      resize_masks=args.resize_masks)
+                      device=args.device, workers=args.workers, progress=not args.quiet, **options)
     print(get_adapter(args.task).format(result))
     print(f"\nwritten: {result['json']}")
     return 0
@@ -148,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "A rerun skips what is done; a killed run resumes.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    d.add_argument("task", help="detection task: manipulation (synthetic, dmri, views as they land)")
-    d.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
+    d.add_argument("task", help="detection task: manipulation or views (synthetic, dmri as they land)")
+    d.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (views: the novel views)")
+    d.add_argument("--refs", nargs="+", metavar="REF", help="views: the reference (input/training) views of the "
+                   "scene, files or folders; a view is never its own reference")
     d.add_argument("-o", "--out", required=True, help="output folder (store + item files)")
     d.add_argument("--model", help="model name (default: the task's default; see `artifacts models`)")
     d.add_argument("--weights", help="weight tag, file path, or 'none' (default: the model's own)")
@@ -174,19 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "eval", help="measure detectors on a dataset with ground truth (metrics + bootstrap intervals)",
-        description="Evaluate detectors on a labelled dataset: a folder with Tp/ + Gt/ (+ Au/), or an IML-ViT / "
-                    "IMDL-BenCo JSON list. Detections are cached in OUT/store (resumable); the table is\n"
-                    "printed and OUT/eval.json written.",
+        description="Evaluate detectors on a labelled dataset.\n"
+                    "  manipulation: a folder with Tp/ + Gt/ (+ Au/), or an IML-ViT / IMDL-BenCo JSON list\n"
+                    "  views: a scene folder listed in artifacts/datasets/splits/views.json; its views are\n"
+                    "         degraded by the seeded reconstruction-artifact generator\n"
+                    "Detections are cached in OUT/store (resumable); the table is printed and OUT/eval.json written.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("task", help="task: manipulation")
-    e.add_argument("--data", required=True, help="dataset folder or JSON list")
+    e.add_argument("task", help="task: manipulation or views")
+    e.add_argument("--data", required=True, help="dataset folder or JSON list (views: a scene folder)")
     e.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all usable offline)")
     e.add_argument("-o", "--out", help="output folder (default: artifacts-eval/<dataset name>)")
     e.add_argument("--robustness", action="store_true", help="also run the default robustness sweep")
     e.add_argument("--sweep", help="custom sweep, e.g. jpeg90,jpeg50,blur1,noise3,resize0.5 (implies --robustness)")
     e.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
-    e.add_argument("--resize-masks", action="store_true", help="resize masks whose size differs (else an error)")
+    e.add_argument("--resize-masks", action="store_true", help="manipulation: resize masks whose size differs "
+                   "(else an error)")
+    e.add_argument("--split", choices=("eval", "tune"), help="views: the evaluated views (default) or the tuning views")
+    e.add_argument("--kinds", help="views: comma-separated degradation kinds (default: all)")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (default)")
     e.add_argument("--workers", type=int, help="decoding threads")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -213,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    from artifacts.recon3d.cli import add_parser as add_recon3d
+
+    add_recon3d(sub)
     return p
 
 

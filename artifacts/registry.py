@@ -36,6 +36,7 @@ BUILTIN_MODULES = (
     "artifacts.detectors.manipulation.ela",
     "artifacts.detectors.manipulation.copymove",
     "artifacts.detectors.manipulation.fusion",
+    "artifacts.detectors.views.puzzlesim",
 )
 
 #: ``weights=`` values that ask for a model with no weights (random init / uncalibrated).

@@ -49,13 +49,17 @@ class WeightSpec:
     output: str = ""
     threshold: float = 0.5
     package: str | None = None
+    pip: str | None = None  # the pip requirement that ships the packaged copy, when not this package
     notes: str = ""
 
     def candidates(self) -> list[Path]:
         """Places this file may be, in resolution order (explicit paths are handled by the caller)."""
         places = [artifacts_home() / "weights" / self.file]
         if self.package:
-            places.append(Path(str(resources.files(self.package).joinpath(self.file))))
+            try:
+                places.append(Path(str(resources.files(self.package).joinpath(self.file))))
+            except ModuleNotFoundError:  # weights that ship in a separate pip package not installed
+                pass
         return places
 
 
@@ -116,6 +120,7 @@ def resolve(spec: WeightSpec | None, explicit: str | os.PathLike | None = None) 
     raise WeightsNotFoundError(
         f"weights {spec.tag!r} ({spec.file}) are not available offline; searched: {searched}. "
         f"Put the file in {artifacts_home() / 'weights'} or pass weights=PATH. Source: {spec.source or 'n/a'}"
+        + (f" (pip package: {spec.pip})" if spec.pip else "")
     )
 
 

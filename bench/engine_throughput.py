@@ -1,7 +1,8 @@
 """Engine overhead: a no-op detector through the full engine vs raw decoding of the same files.
 
 Both sides decode with the same number of worker threads; the engine adds hashing, the skip
-check, batching, the store commit per item and the detection JSON. Runs alternate (raw, engine,
+check, batching and the store commit of each item's row (a score-only result has no item files,
+so this measures the engine, not PNG encoding). Runs alternate (raw, engine,
 raw, engine, ...) in one process so machine noise hits both alike; the medians and their ratio
 are printed and written as JSON.
 

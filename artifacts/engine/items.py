@@ -117,3 +117,22 @@ def result_key(item: Item, hashes: dict[str, dict] | None, fingerprint: dict) ->
     digest = input_digest(hashes) if hashes else "unreadable"
     text = json.dumps({"item": item.id, "input": digest, "model": fingerprint}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def discover_views(inputs: list[str], *, refs: list[str] | None = None, recursive: bool = True,
+                   files_from: str | None = None, exclude: list[str | os.PathLike] = ()) -> list[Item]:
+    """View items: each view found in ``inputs`` bundled with the reference views found in
+    ``refs`` (files ``image`` and ``ref0000``, ``ref0001``, ...). A reference that is the view
+    itself (same file) is left out of that view's set."""
+    if not refs:
+        raise ValueError("views need their reference views: --refs DIR (or refs=[...])")
+    ref_paths = [Path(i.files["image"]) for i in discover_images(list(refs), recursive=recursive)]
+    items = []
+    for view in discover_images(inputs, recursive=recursive, files_from=files_from, exclude=exclude):
+        own = Path(view.files["image"]).resolve()
+        chosen = [p for p in ref_paths if p.resolve() != own]
+        if not chosen:
+            raise ValueError(f"{view.files['image']}: no reference views left (the only reference is the view itself)")
+        items.append(Item(view.id, {"image": view.files["image"], **{f"ref{i:04d}": str(p) for i, p in enumerate(chosen)}},
+                          kind="view"))
+    return items

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from artifacts.engine.items import Item, discover_images, hash_item, input_digest, result_key
+from artifacts.engine.items import Item, discover_images, discover_views, hash_item, input_digest, result_key
 from artifacts.engine.store import Store, StoreError
 
-ITEM_FINDERS: dict[str, Callable[..., list[Item]]] = {"image": discover_images}
+ITEM_FINDERS: dict[str, Callable[..., list[Item]]] = {"image": discover_images, "view": discover_views}
 WRITER_QUEUE = 2
 MAX_MESSAGE = 500
 
@@ -146,12 +146,14 @@ def run_batch(
     engine: str = "local",
     ray_address: str | None = None,
     actors: int | None = None,
+    refs: list[str] | None = None,
     **overrides: Any,
 ) -> RunSummary:
     """Run a detector over many inputs and store every result in ``out`` (see module docstring).
 
     Pass ``detector`` (an already built detector) or ``model``/``weights``/``device``/overrides
-    (built with :func:`artifacts.create`; default model of ``task``). ``engine="ray"`` runs the
+    (built with :func:`artifacts.create`; default model of ``task``). ``refs``: the reference
+    views (files, folders) of a ``views`` run, bundled with every view. ``engine="ray"`` runs the
     detector in a Ray actor pool (:mod:`artifacts.engine.ray_engine`) and writes the same store.
     """
     if engine not in ("local", "ray"):
@@ -166,9 +168,12 @@ def run_batch(
         detector = create(name, weights=weights, device=device, **overrides)
     task = detector.task or task
     out = Path(out)
+    if refs is not None and detector.item_kind != "view":
+        raise ValueError(f"references (--refs) apply to view metrics, not to {detector.model_id}")
     if items is None:
+        found = {"refs": refs} if detector.item_kind == "view" else {}
         items = ITEM_FINDERS[detector.item_kind](list(inputs or []), recursive=recursive, files_from=files_from,
-                                                 exclude=[out / "items", out / "report"])
+                                                 exclude=[out / "items", out / "report"], **found)
     if not items:
         raise FileNotFoundError("no input items found (folders are searched for image files by extension)")
     workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))

@@ -31,7 +31,7 @@ class ManipulationAdapter:
         self.resize_masks = resize_masks
 
     # -- data ----------------------------------------------------------------------------
-    def read(self, data: str) -> list[IMLSample]:
+    def read(self, data: str, work: Path | None = None) -> list[IMLSample]:
         samples = read_iml(data)
         if not samples:
             raise FileNotFoundError(f"{data}: no images found")

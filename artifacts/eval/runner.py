@@ -1,8 +1,9 @@
 """The one evaluation runner: samples -> engine (cached, resumable store) -> per-item stats ->
 metrics with bootstrap confidence intervals, optionally under a robustness sweep.
 
-Each task supplies a small adapter (:mod:`artifacts.eval.manipulation` for now) that reads a
-dataset into samples, turns a stored Detection and the sample's truth into per-item stats,
+Each task supplies a small adapter (:mod:`artifacts.eval.manipulation`, :mod:`artifacts.eval.views`)
+that reads a dataset into samples (a sample's ``files`` are its item's files when it has more
+than an image), turns a stored Detection and the sample's truth into per-item stats,
 summarises them, and writes perturbed copies of a sample for the sweep. Detections are computed
 through the same engine and store as ``artifacts detect`` (``OUT/store``), so an interrupted or
 repeated evaluation only computes what is missing.
@@ -16,7 +17,8 @@ from typing import Any
 
 from artifacts.engine.items import Item, hash_item, result_key
 
-ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter"}
+ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter",
+            "views": "artifacts.eval.views:ViewsAdapter"}
 
 
 def get_adapter(task: str, **options: Any):
@@ -32,7 +34,7 @@ def detections(detector, samples: list, store_dir: Path, *, workers: int | None,
     """Detections of every sample (None for errors), computed through the engine when missing."""
     from artifacts.engine import Store, run_batch
 
-    items = [Item(s.name, {"image": s.image}) for s in samples]
+    items = [Item(s.name, getattr(s, "files", None) or {"image": s.image}) for s in samples]
     if progress:
         print(f"  {desc}: {len(items)} items", flush=True)
     run_batch(items=items, out=store_dir, detector=detector, workers=workers, progress=progress,
@@ -49,9 +51,11 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
     from artifacts.registry import create
 
     adapter = get_adapter(task, **adapter_options)
-    samples = adapter.read(data)
+    if sweep and not hasattr(adapter, "perturb"):
+        raise ValueError(f"no robustness sweep for task {task!r}")
     out_dir = Path(out or Path("artifacts-eval") / Path(data).name)
     out_dir.mkdir(parents=True, exist_ok=True)
+    samples = adapter.read(data, out_dir)
     result: dict[str, Any] = {
         "task": task, "data": str(data), "samples": adapter.describe(samples), "bootstrap": n_boot,
         "sweep": [p.name for p in sweep], "models": {},
@@ -70,6 +74,10 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
             entry["sweep"][p.name] = adapter.summarise(adapter.stats(perturbed, dets), n_boot=0)
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         result["models"][detector.model_id] = entry
+    if hasattr(adapter, "baselines"):
+        if progress:
+            print(f"  baselines: {len(samples)} items", flush=True)
+        result["baselines"] = adapter.baselines(samples, n_boot)
     (out_dir / "eval.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     result["json"] = str(out_dir / "eval.json")
     return result

@@ -35,3 +35,17 @@ def average_precision(scores, labels) -> float:
     precision = tp / (last + 1)
     recall_gain = np.diff(np.r_[0, tp]) / y.sum()
     return float((precision * recall_gain).sum())
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (Pearson correlation of midranks); equals
+    ``scipy.stats.spearmanr(x, y).statistic``. Raises ValueError when either side is constant."""
+    a = rankdata(np.asarray(x, dtype=np.float64).ravel())
+    b = rankdata(np.asarray(y, dtype=np.float64).ravel())
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError(f"spearman needs two equal-length samples of size >= 2, got {a.size} and {b.size}")
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    if denom == 0:
+        raise ValueError("spearman is undefined for a constant sample")
+    return float((a * b).sum() / denom)

