@@ -231,7 +231,7 @@ def test_thumbnails_are_reused_and_deleted_inputs_still_render(tmp_path):
     for i in range(3):
         small_png(src / f"img{i}.png", seed=i)
     out = tmp_path / "out"
-    run_batch([str(src)], out, device="cpu", progress=False)
+    run_batch([str(src)], out, model="noise-residual", device="cpu", progress=False)  # no categories
     write_report(out, title="first")
     thumbs = sorted((out / "report" / "thumbs").iterdir())
     assert len(thumbs) == 6  # input + overlay per item

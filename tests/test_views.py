@@ -108,3 +108,22 @@ def test_detect_views_cli_writes_maps_and_resumes(tmp_path):
     assert bad.returncode == 2 and "--refs" in bad.stderr
     wrong = run_cli("detect", "manipulation", str(views[0]), "--refs", str(views[1]), "-o", str(tmp_path / "q"))
     assert wrong.returncode == 2 and "view metrics" in wrong.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_eval_views_on_fern_holes(tmp_path):
+    shared("views", "fern")
+    out = run_cli("eval", "views", "--data", str(shared("views", "fern")), "--kinds", "holes", "-o", str(tmp_path / "e"),
+                  "--bootstrap", "50", "-q", timeout=900)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "e" / "eval.json").read_text())
+    ps = result["models"]["views/puzzlesim"]["clean"]
+    assert ps["counts"] == {"items": 20, "ok": 20, "error": 0} and result["samples"]["references"] == [19]
+    assert ps["all"]["pixel_auc"]["value"] > 0.8 and ps["all"]["spearman_ssim"]["value"] > 0.5
+    oracle = result["baselines"]["ssim-fullref"]["all"]
+    assert oracle["spearman_ssim"]["value"] > 0.99  # 1 - mean SSIM map ranks like SSIM (border aside)
+    assert "severity 1.0" in out.stdout and "ssim-fullref (baseline)" in out.stdout
+    tune = run_cli("eval", "views", "--data", str(shared("views", "fern")), "--split", "tune", "--kinds", "ghosting",
+                   "-o", str(tmp_path / "t"))
+    assert tune.returncode == 2 and "held-out kinds" in tune.stderr

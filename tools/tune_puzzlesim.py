@@ -23,6 +23,7 @@ SCORES = ("mean", "top10", "top25")
 
 
 def per_layer_maps(scene: str, work: Path):
+    """[(sample, L x H x W similarity maps, ground-truth mask)], cached in WORK/maps-<scene>.npz."""
     import torch.nn.functional as F
 
     import artifacts
@@ -32,6 +33,10 @@ def per_layer_maps(scene: str, work: Path):
     from artifacts.io import load_image
 
     samples = ViewsAdapter(split="tune").read(scene, work)
+    cache = work / f"maps-{Path(scene).name}.npz"
+    if cache.exists():
+        maps = np.load(cache)
+        return [(s, maps[s.name], load_image(s.mask).pixels[..., 0] > 127) for s in samples]
     det = artifacts.create("views/puzzlesim", device="cpu", layers=STRIDES, layer_weights=(1, 1, 1))
     out = []
     for s in samples:
@@ -42,16 +47,16 @@ def per_layer_maps(scene: str, work: Path):
         h, w = vi.view.pixels.shape[:2]
         maps = [F.interpolate(best_match(feats[k][0], refs[k])[None, None], size=(h, w), mode="bilinear",
                               align_corners=True)[0, 0].numpy() for k in STRIDES]
-        out.append((s, np.stack(maps), load_image(s.mask).pixels[..., 0] > 127))
+        out.append((s, np.stack(maps).astype(np.float16), load_image(s.mask).pixels[..., 0] > 127))
         print(f"  {s.name}", flush=True)
+    np.savez_compressed(cache, **{s.name: m for s, m, _ in out})
     return out
 
 
 def view_score(heat: np.ndarray, kind: str) -> float:
-    if kind == "mean":
-        return float(heat.mean())
-    q = {"top10": 90, "top25": 75}[kind]
-    return float(heat[heat >= np.percentile(heat, q)].mean())
+    from artifacts.detectors.views.puzzlesim import view_score as score
+
+    return score(heat, {"mean": 1.0, "top25": 0.25, "top10": 0.1}[kind])
 
 
 def main() -> None:
@@ -67,24 +72,27 @@ def main() -> None:
     grid = [w for w in itertools.product(np.round(np.arange(0, 1.01, 0.1), 1), repeat=3) if abs(sum(w) - 1) < 1e-6]
     rows = []
     for w in grid:
-        for score in SCORES:
-            per_scene = []
-            for scene, items in data.items():
-                heats = [np.clip(1 - np.tensordot(np.array(w), m, axes=1), 0, 1) for _, m, _ in items]
+        per_scene = {score: [] for score in SCORES}
+        for scene, items in data.items():
+            heats = [np.clip(1 - np.tensordot(np.array(w), m.astype(np.float32), axes=1), 0, 1) for _, m, _ in items]
+            # pixel AUC on every 2nd row and column (it does not depend on the per-view score)
+            auc = np.mean([roc_auc(h[::2, ::2], g[::2, ::2]) for h, (_, _, g) in zip(heats, items)
+                           if g[::2, ::2].any() and not g[::2, ::2].all()])
+            ssim = [-s.ssim for s, _, _ in items]
+            psnr = [-s.psnr for s, _, _ in items]
+            for score in SCORES:
                 sc = [view_score(h, score) for h in heats]
-                ssim = [-s.ssim for s, _, _ in items]
-                psnr = [-s.psnr for s, _, _ in items]
-                auc = np.mean([roc_auc(h, g) for h, (_, _, g) in zip(heats, items) if g.any() and not g.all()])
-                per_scene.append((spearman(sc, ssim), spearman(sc, psnr), auc))
-            m = np.mean(per_scene, axis=0)
+                per_scene[score].append((spearman(sc, ssim), spearman(sc, psnr), auc))
+        for score in SCORES:
+            m = np.mean(per_scene[score], axis=0)
             rows.append({"weights": list(map(float, w)), "score": score, "spearman_ssim": float(m[0]),
-                         "spearman_psnr": float(m[1]), "pixel_auc": float(m[2]),
-                         "objective": float(m.mean())})
+                         "spearman_psnr": float(m[1]), "pixel_auc": float(m[2]), "objective": float(m.mean())})
     rows.sort(key=lambda r: -r["objective"])
     best = rows[0]
     # threshold: the best mean F1 over the tuning views with the chosen weights
     w = np.array(best["weights"])
-    heats = [(np.clip(1 - np.tensordot(w, m, axes=1), 0, 1), g) for items in data.values() for _, m, g in items]
+    heats = [(np.clip(1 - np.tensordot(w, m.astype(np.float32), axes=1), 0, 1), g)
+             for items in data.values() for _, m, g in items]
     ts = np.round(np.arange(0.05, 0.6, 0.01), 2)
     f1 = []
     for t in ts:

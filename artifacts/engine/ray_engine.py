@@ -114,7 +114,7 @@ def pump(items, detector, fingerprint, done, workers, batch_size, writer, bar, c
     ds = ray.data.from_items(rows).map_batches(
         _DetectActor, fn_constructor_kwargs={"detector": detector, "save_files": save_files},
         batch_size=batch_size, batch_format="numpy",
-        compute=ActorPoolStrategy(size=max(1, actors or workers)), max_restarts=0,
+        compute=ActorPoolStrategy(size=max(1, actors or workers)),
     )
     for row in ds.iter_rows():
         item, hashes = todo[row["key"]]

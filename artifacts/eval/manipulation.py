@@ -194,11 +194,9 @@ def _metric(value, interval) -> dict[str, Any]:
 
 
 def _fmt(m) -> str:
-    if m is None:
-        return "n/a"
-    if m["ci"] is None:
-        return f"{m['value']:.3f}"
-    return f"{m['value']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]"
+    from artifacts.eval.runner import fmt_metric
+
+    return fmt_metric(m)
 
 
 def _val(summary, part, key) -> str:

@@ -81,3 +81,12 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
     (out_dir / "eval.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     result["json"] = str(out_dir / "eval.json")
     return result
+
+
+def fmt_metric(m: dict | None, ci_digits: int = 3) -> str:
+    """``value [lo, hi]`` of a ``{"value", "ci"}`` metric for the printed tables; ``n/a`` for None."""
+    if m is None:
+        return "n/a"
+    if m["ci"] is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{m['ci'][0]:.{ci_digits}f}, {m['ci'][1]:.{ci_digits}f}]"

@@ -225,11 +225,9 @@ def _mean(x: np.ndarray) -> float:
 
 
 def _fmt(m) -> str:
-    if m is None:
-        return "n/a"
-    if m["ci"] is None:
-        return f"{m['value']:.3f}"
-    return f"{m['value']:.3f} [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}]"
+    from artifacts.eval.runner import fmt_metric
+
+    return fmt_metric(m, ci_digits=2)
 
 
 def baseline_map(name: str, degraded: np.ndarray, clean: np.ndarray | None = None) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["add_parser", "build_parser", "load_cameras", "main", "save_cameras"]
+__all__ = ["add_parser", "load_cameras", "main", "save_cameras"]
 
 _DESCRIPTION = "Render meshes, clean point clouds and Gaussian splats, fuse RGB-D views (open3d, CPU, headless)."
 _EPILOG = """examples:
@@ -53,31 +53,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="artifacts recon3d", description=_DESCRIPTION, epilog=_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    _fill(p)
-    return p
-
-
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
-    """Run a parsed ``recon3d`` namespace, or parse ``args`` (default ``sys.argv[1:]``) first."""
-    if not isinstance(args, argparse.Namespace):
-        args = build_parser().parse_args(None if args is None else list(args))
-    try:
+    """Run a parsed ``recon3d`` namespace, or ``artifacts recon3d ARGS`` through the main CLI
+    (one place maps errors to exit codes and one-line messages)."""
+    if isinstance(args, argparse.Namespace):
         return args.recon3d_func(args)
-    except (ValueError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ImportError) as exc:
-        return _fail(exc, 2)
-    except OSError as exc:
-        return _fail(exc, 4)
+    from artifacts.cli import main as artifacts_main
 
-
-def _fail(exc: BaseException, code: int) -> int:
-    if os.environ.get("ARTIFACTS_DEBUG"):
-        raise exc
-    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    print(f"artifacts recon3d: error: {' '.join(str(msg).split())}", file=sys.stderr)
-    return code
+    return artifacts_main(["recon3d", *(sys.argv[1:] if args is None else list(args))])
 
 
 def _fill(p: argparse.ArgumentParser) -> None:
