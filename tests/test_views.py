@@ -127,3 +127,20 @@ def test_eval_views_on_fern_holes(tmp_path):
     tune = run_cli("eval", "views", "--data", str(shared("views", "fern")), "--split", "tune", "--kinds", "ghosting",
                    "-o", str(tmp_path / "t"))
     assert tune.returncode == 2 and "held-out kinds" in tune.stderr
+
+
+def test_paper_backbone_needs_the_users_weights_and_runs_with_them(tmp_path):
+    import torchvision
+
+    with pytest.raises(ValueError, match="local file"):
+        artifacts.create("views/puzzlesim", backbone="squeezenet1_1", layers=(2, 3, 4), layer_weights=(0.67, 0.2, 0.13))
+    # a user's squeezenet1_1 state dict (random here: torchvision's ImageNet file is not offline)
+    path = tmp_path / "squeezenet1_1.pth"
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
+    det = artifacts.create("views/puzzlesim", backbone="squeezenet1_1", layers=(2, 3, 4),
+                           layer_weights=(0.67, 0.2, 0.13), weights=str(path), max_side=96)
+    rng = np.random.default_rng(0)
+    refs = [rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(3)]
+    own = det.detect(refs[0], refs=refs)
+    assert own.heatmap.shape == (64, 80) and own.score < 1e-3  # the view is among its references
+    assert det.weight_id.startswith("file:")

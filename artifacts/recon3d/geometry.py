@@ -30,7 +30,7 @@ __all__ = [
     "save_mesh", "save_point_cloud",
 ]
 
-INSTALL_HINT = 'the 3D tools need open3d: pip install "artifacts-toolkit[recon3d]" (open3d-cpu==0.20.0)'
+INSTALL_HINT = 'the 3D tools need open3d: pip install "artifacts-toolkit[3d]" (open3d-cpu==0.20.0)'
 MESH_SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".off", ".stl")
 POINT_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts")
 # words open3d/RPly/assimp print when a read fails
