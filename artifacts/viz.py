@@ -58,8 +58,12 @@ def contact_sheet(rows: list[list[np.ndarray]], labels: list[str] | None = None,
             tiles.append(np.full((height, 4, 3), 255, np.uint8))
         line = np.concatenate(tiles[:-1], axis=1)
         if labels:
+            text = labels[i][:120]
+            (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+            if tw + 8 > line.shape[1]:  # the label is wider than the row: widen the row, not cut the text
+                line = np.pad(line, ((0, 0), (0, tw + 8 - line.shape[1]), (0, 0)), constant_values=255)
             band = np.full((22, line.shape[1], 3), 255, np.uint8)
-            cv2.putText(band, labels[i][:120], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(band, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
             line = np.concatenate([band, line], axis=0)
         lines.append(line)
     width = max(line.shape[1] for line in lines)

@@ -90,7 +90,7 @@ class ElaConfig:
 CALIBRATION = WeightSpec(
     tag="calib-v1",
     file="ela_calib-v1.json",
-    sha256="13f7b16e4cd05a374efe74a65f7efb89c00b30e45c8082264f60b27257a48a9e",
+    sha256="49e746be7c5fcdc718568a6285b29c98931cecdde51ca22292d247b55e91a8dc",
     license="Apache-2.0",
     source="fitted by this package on seeded synthetic manipulations of scikit-image photos (stored as JPEG)",
     train_command="artifacts train manipulation --model ela -o DIR",

@@ -69,7 +69,7 @@ class JpegGridConfig:
 GRID_CALIBRATION = WeightSpec(
     tag="calib-v1",
     file="jpeg_grid_calib-v1.json",
-    sha256="3e2489f08d9d6a90384355dc172821b37e70422fe239ec2b865bb9df87b1418a",
+    sha256="5243f826f8a071fdbc9d5a0c2d52b9ad9e331d4198d9535f96d2ecc9f8feba43",
     license="Apache-2.0",
     source="fitted by this package on seeded synthetic manipulations of JPEG-compressed scikit-image photos",
     train_command="artifacts train manipulation --model jpeg-grid -o DIR",
