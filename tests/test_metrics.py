@@ -102,7 +102,11 @@ def test_stacked_logistic_matches_sklearn_balanced_logistic_regression():
     x = rng.normal(0, 1, (5000, 3))
     y = rng.random(5000) < 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.0 * x[:, 2] - 2.0)))
     ours = fit_logistic(x, y, balanced=True, l2=0.0)
-    ref = LogisticRegression(penalty=None, class_weight="balanced", tol=1e-10, max_iter=1000).fit(x, y)
+    import sklearn
+
+    # no regularisation: `C=inf` from scikit-learn 1.8 on (penalty=None is deprecated there)
+    unpenalised = {"C": np.inf} if tuple(map(int, sklearn.__version__.split(".")[:2])) >= (1, 8) else {"penalty": None}
+    ref = LogisticRegression(**unpenalised, class_weight="balanced", tol=1e-10, max_iter=1000).fit(x, y)
     assert np.allclose(ours.w, ref.coef_[0], atol=1e-4) and ours.b == pytest.approx(ref.intercept_[0], abs=1e-4)
     p = ours(x.T)  # features stacked on the first axis, as a fusion's maps are
     assert np.allclose(p, ref.predict_proba(x)[:, 1], atol=1e-5)
