@@ -29,7 +29,13 @@ from artifacts.recon3d.gaussians import (  # noqa: E402
 )
 from artifacts.recon3d.render import render  # noqa: E402
 from artifacts.recon3d.tsdf import fuse  # noqa: E402
+from artifacts.cli import main as artifacts_main  # noqa: E402
 from artifacts.recon3d import cli  # noqa: E402
+
+
+def recon3d(argv):
+    """``artifacts recon3d ARGV`` in process."""
+    return artifacts_main(["recon3d", *argv])
 
 VOXEL = 0.02
 
@@ -95,7 +101,7 @@ def test_import_artifacts_never_imports_open3d():
 
 def test_missing_open3d_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "open3d", None)
-    with pytest.raises(ImportError, match=r'artifacts-toolkit\[recon3d\]'):
+    with pytest.raises(ImportError, match=r'artifacts-toolkit\[3d\]'):
         render(None, [])
 
 
@@ -344,7 +350,7 @@ def test_cli_render_fuse_clean(tmp_path, capsys):
     cams_path.write_text(json.dumps([{"width": c.width, "height": c.height, "fx": c.fx, "fy": c.fy, "cx": c.cx,
                                       "cy": c.cy, "c2w": c.c2w.tolist(), "name": c.name} for c in cams]))
     out = tmp_path / "views"
-    assert cli.main(["render", str(mesh_path), "--cameras", str(cams_path), "-o", str(out)]) == 0
+    assert recon3d(["render", str(mesh_path), "--cameras", str(cams_path), "-o", str(out)]) == 0
     from artifacts.io import load_image
 
     depth = load_image(out / "depth" / "v0.png").pixels[..., 0]
@@ -352,25 +358,25 @@ def test_cli_render_fuse_clean(tmp_path, capsys):
     assert (out / "color" / "v0.png").exists() and (out / "normal" / "v7.png").exists()
 
     fused = tmp_path / "fused.ply"
-    assert cli.main(["fuse", str(out), "--voxel-length", str(VOXEL), "-o", str(fused)]) == 0
+    assert recon3d(["fuse", str(out), "--voxel-length", str(VOXEL), "-o", str(fused)]) == 0
     assert_close_mesh(load_mesh(fused), sphere(), acc_mean=0.3 * VOXEL, acc_max=1.5 * VOXEL,
                       comp_mean=0.3 * VOXEL, comp_max=1.5 * VOXEL, bbox_tol=VOXEL)
 
     npy = tmp_path / "npy"
-    assert cli.main(["render", str(mesh_path), "--cameras", str(cams_path), "-o", str(npy), "--format", "npy"]) == 0
+    assert recon3d(["render", str(mesh_path), "--cameras", str(cams_path), "-o", str(npy), "--format", "npy"]) == 0
     assert np.load(npy / "depth" / "v0.npy").dtype == np.float32
 
     points, labels = noisy_cloud()
     cloud = tmp_path / "cloud.ply"
     o3d.io.write_point_cloud(str(cloud), o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points)))
-    assert cli.main(["clean", str(cloud), "-o", str(tmp_path / "cloud_clean.ply")]) == 0
+    assert recon3d(["clean", str(cloud), "-o", str(tmp_path / "cloud_clean.ply")]) == 0
     report = json.loads((tmp_path / "cloud_clean.report.json").read_text())
     assert report["kind"] == "point_cloud" and report["removed_total"] >= (labels > 0).sum() * 0.95
     assert (tmp_path / "cloud_clean.before_after.png").read_bytes()[:4] == b"\x89PNG"
 
     splats = tmp_path / "splats.ply"
     write_splats(splats)
-    assert cli.main(["clean", str(splats), "-o", str(tmp_path / "s.ply"), "--report", str(tmp_path / "r.json")]) == 0
+    assert recon3d(["clean", str(splats), "-o", str(tmp_path / "s.ply"), "--report", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["kind"] == "gaussians" and report["removed_total"] == 25
     assert read_gaussian_ply(tmp_path / "s.ply").vertices.dtype.names == tuple(SPLAT_PROPS) + ("confidence", "flag")
@@ -380,14 +386,14 @@ def test_cli_render_fuse_clean(tmp_path, capsys):
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.ply"
     bad.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nend_header\n1\n")
-    assert cli.main(["clean", str(bad), "-o", str(tmp_path / "o.ply")]) == 2
+    assert recon3d(["clean", str(bad), "-o", str(tmp_path / "o.ply")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.ply" in err and "Traceback" not in err
     cams = tmp_path / "cams.json"
     cams.write_text('[{"width": 4}]')
-    assert cli.main(["render", str(bad), "--cameras", str(cams), "-o", str(tmp_path / "r")]) == 2
+    assert recon3d(["render", str(bad), "--cameras", str(cams), "-o", str(tmp_path / "r")]) == 2
     assert "lacks" in capsys.readouterr().err
-    proc = subprocess.run([sys.executable, "-m", "artifacts.recon3d.cli", "fuse", str(tmp_path / "nowhere"),
+    proc = subprocess.run([sys.executable, "-m", "artifacts", "recon3d", "fuse", str(tmp_path / "nowhere"),
                            "--voxel-length", "0.01", "-o", str(tmp_path / "m.ply")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "nowhere" in proc.stderr
 
@@ -417,7 +423,7 @@ def test_cli_render_takes_a_scene_folder(tmp_path):
     (scene / "transforms_train.json").write_text(json.dumps({"camera_angle_x": fov, "frames": frames}))
     mesh_path = tmp_path / "sphere.ply"
     save_mesh(sphere(), mesh_path)
-    assert cli.main(["render", str(mesh_path), "--cameras", str(scene), "-o", str(tmp_path / "out")]) == 0
+    assert recon3d(["render", str(mesh_path), "--cameras", str(scene), "-o", str(tmp_path / "out")]) == 0
     direct = render(sphere(), ring_cameras(n=2, size=32))[1]
     written = json.loads((tmp_path / "out" / "cameras.json").read_text())
     assert [c["name"] for c in written] == ["r_0", "r_1"]

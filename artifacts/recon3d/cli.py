@@ -18,7 +18,6 @@ cleaned file, a JSON report and a before/after PNG (default: next to the output)
 folder that :func:`artifacts.recon3d.scenes.load_scene` reads (NeRF-synthetic, LLFF, COLMAP).
 
 Exit codes: 0 done; 2 bad arguments or input (one line on stderr); 4 cannot write the output.
-Run standalone as ``python -m artifacts.recon3d.cli ...``.
 """
 from __future__ import annotations
 
@@ -53,14 +52,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
-    """Run a parsed ``recon3d`` namespace, or ``artifacts recon3d ARGS`` through the main CLI
-    (one place maps errors to exit codes and one-line messages)."""
-    if isinstance(args, argparse.Namespace):
-        return args.recon3d_func(args)
-    from artifacts.cli import main as artifacts_main
-
-    return artifacts_main(["recon3d", *(sys.argv[1:] if args is None else list(args))])
+def main(args: argparse.Namespace) -> int:
+    """Run a ``recon3d`` namespace parsed by the main CLI (which maps errors to exit codes)."""
+    return args.recon3d_func(args)
 
 
 def _fill(p: argparse.ArgumentParser) -> None:
@@ -276,5 +270,3 @@ def _read_color(folder: str, name: str) -> np.ndarray | None:
     return load_image(path).pixels if os.path.isfile(path) else None
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
