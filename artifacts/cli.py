@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(args.task, args.data, models=args.model, out=args.out, sweep=sweep, n_boot=args.bootstrap,
                       device=args.device, workers=args.workers, progress=not args.quiet, **options)
     print(get_adapter(args.task).format(result))
-    print(f"\nwritten: {result['json']}")
+    print(f"\nwritten: {result['json']}" + (f" and {result['picture']}" if result.get("picture") else ""))
     return 0
 
 

@@ -124,6 +124,9 @@ def test_eval_views_on_fern_holes(tmp_path):
     oracle = result["baselines"]["ssim-fullref"]["all"]
     assert oracle["spearman_ssim"]["value"] > 0.99  # 1 - mean SSIM map ranks like SSIM (border aside)
     assert "severity 1.0" in out.stdout and "ssim-fullref (baseline)" in out.stdout
+    from artifacts.io import load_image
+
+    assert load_image(tmp_path / "e" / "curves.png").pixels.shape[1] == 720 and "curves.png" in out.stdout
     tune = run_cli("eval", "views", "--data", str(shared("views", "fern")), "--split", "tune", "--kinds", "ghosting",
                    "-o", str(tmp_path / "t"))
     assert tune.returncode == 2 and "held-out kinds" in tune.stderr

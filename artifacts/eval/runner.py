@@ -78,6 +78,8 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
         if progress:
             print(f"  baselines: {len(samples)} items", flush=True)
         result["baselines"] = adapter.baselines(samples, n_boot)
+    if hasattr(adapter, "picture"):  # curves people would rather look at than read
+        result["picture"] = str(adapter.picture(result, out_dir))
     (out_dir / "eval.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     result["json"] = str(out_dir / "eval.json")
     return result

@@ -170,6 +170,15 @@ class ViewsAdapter:
                 summary[label] = _group(group, n_boot, seed)
         return summary
 
+    @staticmethod
+    def picture(result: dict[str, Any], out_dir: Path) -> Path:
+        """``OUT/curves.png``: pixel AUC and Spearman over severity, models and baselines."""
+        from artifacts.io import save_image
+
+        path = Path(out_dir) / "curves.png"
+        save_image(path, curves_picture(result))
+        return path
+
     # -- text ----------------------------------------------------------------------------
     @staticmethod
     def format(result: dict[str, Any]) -> str:
@@ -250,3 +259,62 @@ def baseline_map(name: str, degraded: np.ndarray, clean: np.ndarray | None = Non
         activity = cv2.GaussianBlur(np.abs(mscn), (0, 0), 4.0)
         return np.clip(1.0 - activity / 0.8, 0, 1).astype(np.float32)
     raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+
+
+COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))  # RGB
+
+
+def curves_picture(result: dict[str, Any], size: tuple[int, int] = (360, 300)) -> np.ndarray:
+    """Two panels, pixel AUC and Spearman(score, -SSIM) over severity, one line per model and
+    baseline (dashed: baselines); an RGB uint8 image."""
+    import cv2
+
+    rows = [(m, e["clean"]) for m, e in result["models"].items()]
+    rows += [(b, s) for b, s in result.get("baselines", {}).items()]
+    w, h = size
+    pad_l, pad_r, pad_t, pad_b = 44, 10, 26, 34
+    panels = []
+    for key, title, lo in (("pixel_auc", "pixel AUC", 0.0), ("spearman_ssim", "Spearman(score, -SSIM)", -1.0)):
+        img = np.full((h, w, 3), 255, np.uint8)
+        x0, x1, y0, y1 = pad_l, w - pad_r, pad_t, h - pad_b
+        cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
+        cv2.putText(img, title, (x0, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+
+        def ypix(v):
+            return int(round(y1 - (v - lo) / (1.0 - lo) * (y1 - y0)))
+
+        for tick in np.linspace(lo, 1.0, 5):
+            cv2.line(img, (x0 - 3, ypix(tick)), (x0, ypix(tick)), (0, 0, 0), 1)
+            cv2.putText(img, f"{tick:.2f}", (2, ypix(tick) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        sevs = sorted({float(s) for _, c in rows for s in c["by_severity"]})
+        if not sevs:
+            panels.append(img)
+            continue
+
+        def xpix(s):
+            return x0 + 8 + int(round((sevs.index(s) / max(1, len(sevs) - 1)) * (x1 - x0 - 16)))
+
+        for s in sevs:
+            cv2.putText(img, f"{s:g}", (xpix(s) - 10, y1 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, "severity", (x1 - 60, h - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        for i, (name, c) in enumerate(rows):
+            colour = COLOURS[i % len(COLOURS)]
+            pts = [(xpix(float(s)), ypix(g[key]["value"])) for s, g in c["by_severity"].items() if g.get(key)]
+            for a, b in zip(pts, pts[1:]):
+                if i < len(result["models"]):
+                    cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+                else:  # baselines dashed
+                    for t in np.linspace(0, 1, 9)[::2]:
+                        p = (int(a[0] + (b[0] - a[0]) * t), int(a[1] + (b[1] - a[1]) * t))
+                        q = (int(a[0] + (b[0] - a[0]) * min(1, t + 0.125)), int(a[1] + (b[1] - a[1]) * min(1, t + 0.125)))
+                        cv2.line(img, p, q, colour, 1, cv2.LINE_AA)
+            for p in pts:
+                cv2.circle(img, p, 3, colour, -1, cv2.LINE_AA)
+        panels.append(img)
+    legend = np.full((18 * len(rows) + 8, 2 * w, 3), 255, np.uint8)
+    for i, (name, _) in enumerate(rows):
+        colour = COLOURS[i % len(COLOURS)]
+        cv2.line(legend, (10, 12 + 18 * i), (40, 12 + 18 * i), colour, 2)
+        label = name + ("" if i < len(result["models"]) else " (baseline)")
+        cv2.putText(legend, label, (48, 16 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([np.concatenate(panels, axis=1), legend], axis=0)
