@@ -119,7 +119,7 @@ def test_eval_views_on_fern_holes(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "e" / "eval.json").read_text())
     ps = result["models"]["views/puzzlesim"]["clean"]
-    assert ps["counts"] == {"items": 20, "ok": 20, "error": 0} and result["samples"]["references"] == [19]
+    assert ps["counts"] == {"items": 20, "ok": 20, "unchanged": 0, "error": 0} and result["samples"]["references"] == [19]
     assert ps["all"]["pixel_auc"]["value"] > 0.8 and ps["all"]["spearman_ssim"]["value"] > 0.5
     oracle = result["baselines"]["ssim-fullref"]["all"]
     assert oracle["spearman_ssim"]["value"] > 0.99  # 1 - mean SSIM map ranks like SSIM (border aside)
@@ -147,3 +147,40 @@ def test_paper_backbone_needs_the_users_weights_and_runs_with_them(tmp_path):
     own = det.detect(refs[0], refs=refs)
     assert own.heatmap.shape == (64, 80) and own.score < 1e-3  # the view is among its references
     assert det.weight_id.startswith("file:")
+
+
+def test_api_references_folder_own_file_and_cache_identity(puzzlesim, tmp_path):
+    from artifacts.io import ImageData
+
+    views = _fern(4)
+    for v in views:
+        (tmp_path / v.name).write_bytes(v.read_bytes())
+    view = str(tmp_path / views[0].name)
+    by_folder = puzzlesim.detect(view, refs=str(tmp_path))  # a folder; the view's own file is left out
+    by_files = puzzlesim.detect(view, refs=[str(tmp_path / v.name) for v in views[1:]])
+    assert by_folder.meta["raw"]["n_refs"] == 3 and by_folder.score == pytest.approx(by_files.score, abs=1e-6)
+    assert by_folder.score > 0.02  # not its own reference
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no reference views found"):
+        puzzlesim.detect(view, refs=str(tmp_path / "empty"))
+    # in-memory references: the cache tells apart equal pixels with different alpha
+    pixels = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    opaque = ImageData(pixels, {}, alpha=np.full((48, 64), 255, np.uint8))
+    clear = ImageData(pixels, {}, alpha=np.zeros((48, 64), np.uint8))
+    first = puzzlesim.detect(pixels, refs=[opaque]).score
+    second = puzzlesim.detect(pixels, refs=[clear]).score  # clear alpha composites to white
+    fresh = artifacts.create("views/puzzlesim", device="cpu", max_side=192).detect(pixels, refs=[clear]).score
+    assert second == pytest.approx(fresh, abs=1e-6) and abs(first - second) > 0.1
+
+
+@pytest.mark.integration
+def test_rerun_never_takes_its_own_outputs_as_references(tmp_path):
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    for v in _fern(3):
+        (scene / v.name).write_bytes(v.read_bytes())
+    args = ["detect", "views", str(scene / "image000.png"), "--refs", str(scene), "-o", str(scene / "out"),
+            "--set", "max_side=64", "-q"]
+    assert run_cli(*args).returncode == 0
+    again = run_cli(*args)  # OUT (heatmaps, thumbnails) now lies inside the reference folder
+    assert again.returncode == 0 and "1 already done" in again.stdout, again.stdout + again.stderr

@@ -33,7 +33,7 @@ def per_layer_maps(scene: str, work: Path):
     from artifacts.io import load_image
 
     samples = ViewsAdapter(split="tune").read(scene, work)
-    cache = work / f"maps-{Path(scene).name}.npz"
+    cache = work / f"maps-{Path(scene).name}-s{'-'.join(map(str, STRIDES))}.npz"
     if cache.exists():
         maps = np.load(cache)
         return [(s, maps[s.name], load_image(s.mask).pixels[..., 0] > 127) for s in samples]

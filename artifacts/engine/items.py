@@ -126,7 +126,7 @@ def discover_views(inputs: list[str], *, refs: list[str] | None = None, recursiv
     itself (same file) is left out of that view's set."""
     if not refs:
         raise ValueError("views need their reference views: --refs DIR (or refs=[...])")
-    ref_paths = [Path(i.files["image"]) for i in discover_images(list(refs), recursive=recursive)]
+    ref_paths = reference_paths(refs, recursive=recursive, exclude=exclude)
     items = []
     for view in discover_images(inputs, recursive=recursive, files_from=files_from, exclude=exclude):
         own = Path(view.files["image"]).resolve()
@@ -136,3 +136,14 @@ def discover_views(inputs: list[str], *, refs: list[str] | None = None, recursiv
         items.append(Item(view.id, {"image": view.files["image"], **{f"ref{i:04d}": str(p) for i, p in enumerate(chosen)}},
                           kind="view"))
     return items
+
+
+def reference_paths(refs, *, recursive: bool = True, exclude: list[str | os.PathLike] = ()) -> list[Path]:
+    """The image files of a reference set (files, folders, globs; a single path may be a str);
+    the folders a run writes (``exclude``) are skipped, so a rerun never takes its own outputs."""
+    refs = [refs] if isinstance(refs, (str, os.PathLike)) else list(refs)
+    paths = [Path(i.files["image"]) for i in discover_images([str(r) for r in refs], recursive=recursive,
+                                                             exclude=exclude)]
+    if not paths:
+        raise ValueError(f"no reference views found in {', '.join(map(str, refs))}")
+    return paths

@@ -155,8 +155,11 @@ class ViewsAdapter:
     def summarise(self, stats: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
         from artifacts.datasets.splits import load_split
 
+        # a degradation that changed no pixel (e.g. a weak colour shift over a white background)
+        # has no true error to rank: counted apart, left out of the statistics
+        unchanged = sum(not np.isfinite(st["psnr"]) for st in stats)
         ok = [st for st in stats if st["score"] is not None and np.isfinite(st["psnr"])]
-        summary: dict[str, Any] = {"counts": {"items": len(stats), "ok": len(ok),
+        summary: dict[str, Any] = {"counts": {"items": len(stats), "ok": len(ok), "unchanged": unchanged,
                                               "error": sum(st["status"] == "error" for st in stats)}}
         summary["all"] = _group(ok, n_boot, seed)
         summary["by_severity"] = {str(v): _group([st for st in ok if st["severity"] == v], 0, seed)
@@ -191,7 +194,9 @@ class ViewsAdapter:
         rows = [(m, e["clean"]) for m, e in result["models"].items()]
         rows += [(f"{b} (baseline)", s) for b, s in result.get("baselines", {}).items()]
         for model, c in rows:
-            lines += ["", f"== {model} ==  ({c['counts']['ok']}/{c['counts']['items']} views scored)",
+            n = c["counts"]
+            note = f"; {n['unchanged']} left unchanged by the generator, not ranked" if n.get("unchanged") else ""
+            lines += ["", f"== {model} ==  ({n['ok']}/{n['items']} views scored{note})",
                       f"{'':24}{'spearman -PSNR':>22}{'spearman -SSIM':>22}{'pixel AUC':>22}"]
             for label, g in [("all", c["all"])] + [(f"held-out kinds", c.get("held_out_kinds")),
                                                     ("tuning kinds", c.get("tuning_kinds"))]:

@@ -1,7 +1,8 @@
 """Full-reference image quality: PSNR and SSIM (tested against scikit-image).
 
 ``ssim_map`` is the per-pixel SSIM of Wang et al. 2004 (Gaussian window sigma 1.5, K1 0.01,
-K2 0.03, sample covariances) averaged over channels; ``ssim`` is its mean, as
+K2 0.03, population (Gaussian-weighted) covariances) averaged over channels; ``data_range``
+defaults to 255 (8-bit images: pass 65535 for 16-bit); ``ssim`` is its mean, as
 ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, channel_axis=-1, data_range=255)`` computes it away from the border
 (skimage crops a border of 3 sigma before averaging; so does :func:`ssim`).

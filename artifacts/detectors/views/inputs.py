@@ -22,16 +22,34 @@ class ViewInput:
 
 
 def refs_key(refs) -> str:
-    """A key for a reference set: paths with their size and mtime, or array contents."""
+    """A key for a reference set (see :func:`ref_key`)."""
     h = hashlib.sha256()
     for ref in refs:
-        if isinstance(ref, (str, os.PathLike)):
-            st = os.stat(ref)
-            h.update(f"{Path(ref).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-        else:
-            pixels = getattr(ref, "pixels", ref)
-            h.update(memoryview(__import__("numpy").ascontiguousarray(pixels)).cast("B"))
+        h.update(ref_key(ref).encode())
     return h.hexdigest()
+
+
+def array_key(ref) -> str:
+    """Identity of an in-memory reference: shape, dtype and bytes of its pixels and alpha."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for part in (getattr(ref, "pixels", ref), getattr(ref, "alpha", None)):
+        if part is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(part)
+        h.update(f"{a.shape}|{a.dtype}|".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def ref_key(ref) -> str:
+    """Identity of one reference: a file by resolved path, size and mtime, an array by content."""
+    if isinstance(ref, (str, os.PathLike)):
+        st = os.stat(ref)
+        return f"{Path(ref).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return array_key(ref)
 
 
 def load_view_item(item) -> ViewInput:

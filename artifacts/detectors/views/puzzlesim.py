@@ -15,7 +15,8 @@ the model card).
 
 Differences from the paper's code: the default backbone is the offline EfficientNet-Lite0 (the
 paper's SqueezeNet weights do not ship offline; ``backbone="squeezenet1_1"`` with a local
-weight file gives the paper's configuration: layers 2, 3, 4, weights 0.67, 0.2, 0.13); images
+weight file, ``layers=(2, 3, 4)``, ``layer_weights=(0.67, 0.2, 0.13)`` and ``score_top=1`` gives
+the paper's configuration, whose threshold was not tuned here); images
 larger than ``max_side`` are downscaled for the features (the map is returned at full size), and
 the references are brought to the same long side as the view (they are assumed to share its
 field of view, as the input views of a reconstruction do).
@@ -23,7 +24,9 @@ Implementation: own code.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -66,6 +69,8 @@ class PuzzleSimConfig:
     threshold: float | None = None
     #: memory bound of one similarity block (MB); changes speed, not the result
     block_mb: int = field(default=64, metadata={"output": False})
+    #: references whose features stay cached (LRU); changes speed and memory, not the result
+    ref_cache: int = field(default=64, metadata={"output": False})
 
     def __post_init__(self) -> None:
         self.layers = tuple(int(v) for v in self.layers)
@@ -78,6 +83,8 @@ class PuzzleSimConfig:
             raise ValueError("max_side must be >= 32 (or None)")
         if not 0 < self.score_top <= 1:
             raise ValueError("score_top must be in (0, 1]")
+        if self.ref_cache < 1:
+            raise ValueError("ref_cache must be >= 1")
         if self.block_mb < 1:
             raise ValueError("block_mb must be >= 1")
 
@@ -102,7 +109,9 @@ class PuzzleSimDetector(Detector):
             raise ValueError(f"backbone {config.backbone!r} needs its ImageNet weights as a local file "
                              "(weights=PATH); only efficientnet-lite0's ship offline")
         self.net = FeatureNet(config.backbone, config.layers, weights.path if weights else None).to(self.device)
-        self._cache: tuple | None = None  # ((refs_key, side), {layer: [C x h x w, ...]})
+        from collections import OrderedDict
+
+        self._cache: OrderedDict = OrderedDict()  # (ref_key, side) -> (size, name, {layer: 1 x C x h x w})
 
     def load_item(self, item):
         """Engine loader (items of kind ``view``): the decoded view and its reference paths."""
@@ -136,26 +145,34 @@ class PuzzleSimDetector(Detector):
         return t
 
     def _ref_features(self, view_input, long_side: int) -> dict:
-        """Features of every reference at the view's working size (cached for the last set)."""
-        key = (view_input.refs_key, long_side)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        """Features of every reference at the view's working size. Each reference's features are
+        cached (by file identity or array content, and size), so views that share most of their
+        references (a view left out of its own set) do not recompute them."""
+        from artifacts.detectors.views.inputs import ref_key
         from artifacts.io import as_images
 
         feats: dict[int, list] = {layer: [] for layer in self.config.layers}
         size, first = None, None
         for i, ref in enumerate(view_input.refs):
-            image = as_images(ref)[0]
-            name = getattr(image, "path", None) or f"reference #{i}"
-            shape = image.pixels.shape[:2]
+            key = (ref_key(ref), long_side)
+            entry = self._cache.get(key)
+            if entry is None:
+                image = as_images(ref)[0]
+                name = getattr(image, "path", None) or f"reference #{i}"
+                entry = (image.pixels.shape[:2], name, self.net(self._tensor(image, long_side)))
+                self._cache[key] = entry
+                while len(self._cache) > self.config.ref_cache:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+            shape, name, f = entry
             if size is None:
                 size, first = shape, name
             elif shape != size:
                 raise ValueError(f"reference views must share one size: {name} is {shape[1]}x{shape[0]}, "
                                  f"{first} is {size[1]}x{size[0]}")
-            for layer, f in self.net(self._tensor(image, long_side)).items():
-                feats[layer].append(f[0])
-        self._cache = (key, feats)
+            for layer in self.config.layers:
+                feats[layer].append(f[layer][0])
         return feats
 
     # -- inference ----------------------------------------------------------------------------
@@ -199,16 +216,25 @@ class PuzzleSimDetector(Detector):
         )
 
     def detect(self, x, refs=None):
-        """``detect(view, refs=[...])``: one view (path, array, ...) or a list of views, one reference set."""
+        """``detect(view, refs=...)``: one view (path, array, ...) or a list of views, against one
+        reference set (a folder, files, arrays). A reference that is the view's own file is left out."""
         from artifacts.detectors.views.inputs import ViewInput, refs_key
 
         if isinstance(x, ViewInput):
             return self.detect_batch([x])[0]
-        if refs is None or len(refs) == 0:
+        if refs is None or (not isinstance(refs, (str, os.PathLike)) and len(refs) == 0):
             raise ValueError("a view metric needs reference views: detect(view, refs=[...])")
+        from artifacts.engine.items import reference_paths
         from artifacts.io import as_images
 
-        key = refs_key(refs)
-        views = as_images(x)
-        dets = self.detect_batch([ViewInput(v, tuple(refs), key) for v in views])
+        if isinstance(refs, (str, os.PathLike)) or all(isinstance(r, (str, os.PathLike)) for r in refs):
+            refs = [str(p) for p in reference_paths(refs)]
+        inputs = []
+        for view in as_images(x):
+            own = Path(view.path).resolve() if getattr(view, "path", None) else None
+            chosen = tuple(r for r in refs if not (own and isinstance(r, str) and Path(r).resolve() == own))
+            if not chosen:
+                raise ValueError(f"{view.path}: no reference views left (the only reference is the view itself)")
+            inputs.append(ViewInput(view, chosen, refs_key(chosen)))
+        dets = self.detect_batch(inputs)
         return dets[0] if not isinstance(x, (list, tuple)) and len(dets) == 1 else dets
