@@ -28,7 +28,7 @@ def worker(impl: str, n_views: int) -> dict:
     import artifacts
     import artifacts.detectors.views.similarity as sim
     from artifacts.datasets.view_artifacts import degrade
-    from artifacts.detectors.views.inputs import ViewInput, refs_key
+    from artifacts.detectors.views.inputs import ViewInput
     from artifacts.io import as_images, load_image
 
     refs = sorted(str(p) for p in FERN.glob("*.png"))
@@ -38,8 +38,8 @@ def worker(impl: str, n_views: int) -> dict:
         sim.best_match = lambda view, refs, block_bytes=0: sim.best_match_full(view, list(refs))
     det = artifacts.create("views/puzzlesim", device="cpu", max_side=None)
     view = as_images(degrade(load_image(refs[0]).pixels, seed=1, kind="floaters", severity=0.8).image)[0]
-    vi = ViewInput(view, tuple(refs), refs_key(refs))
-    det._ref_features(vi, det.working_side(view))
+    vi = ViewInput(view, tuple(refs))
+    det._ref_features(vi, det.working_side(view))  # reference features first: they are not what is measured
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     det.detect_one(vi)  # warm-up
     times = []

@@ -24,11 +24,8 @@ SCORES = ("mean", "top10", "top25")
 
 def per_layer_maps(scene: str, work: Path):
     """[(sample, L x H x W similarity maps, ground-truth mask)], cached in WORK/maps-<scene>.npz."""
-    import torch.nn.functional as F
-
     import artifacts
-    from artifacts.detectors.views.inputs import ViewInput, refs_key
-    from artifacts.detectors.views.similarity import best_match
+    from artifacts.detectors.views.inputs import ViewInput
     from artifacts.eval.views import ViewsAdapter
     from artifacts.io import load_image
 
@@ -40,13 +37,9 @@ def per_layer_maps(scene: str, work: Path):
     det = artifacts.create("views/puzzlesim", device="cpu", layers=STRIDES, layer_weights=(1, 1, 1))
     out = []
     for s in samples:
-        vi = ViewInput(load_image(s.image), tuple(s.refs), refs_key(s.refs))
-        side = det.working_side(vi.view)
-        refs = det._ref_features(vi, side)
-        feats = det.net(det._tensor(vi.view, side))
-        h, w = vi.view.pixels.shape[:2]
-        maps = [F.interpolate(best_match(feats[k][0], refs[k])[None, None], size=(h, w), mode="bilinear",
-                              align_corners=True)[0, 0].numpy() for k in STRIDES]
+        vi = ViewInput(load_image(s.image), tuple(s.refs))
+        size = vi.view.pixels.shape[:2]
+        maps = [det.upsample(m, size).numpy() for m in det.layer_maps(vi).values()]
         out.append((s, np.stack(maps).astype(np.float16), load_image(s.mask).pixels[..., 0] > 127))
         print(f"  {s.name}", flush=True)
     np.savez_compressed(cache, **{s.name: m for s, m, _ in out})

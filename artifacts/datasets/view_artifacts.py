@@ -91,6 +91,7 @@ __all__ = [
     "ViewDegradeConfig",
     "composite",
     "degrade",
+    "load_view",
     "select_kinds",
     "write_view_set",
 ]
@@ -625,7 +626,9 @@ def _sev_tag(sev: float) -> str:
     return f"s{int(round(sev * 100)):03d}"
 
 
-def _load_view(path: Path, cfg: ViewDegradeConfig, max_side: Optional[int]) -> tuple[np.ndarray, bool]:
+def load_view(path: Path, cfg: ViewDegradeConfig, max_side: Optional[int]) -> tuple[np.ndarray, bool]:
+    """A view file as uint8 RGB (RGBA composited on ``cfg``'s background, 16-bit rounded),
+    downscaled (area) to ``max_side``; and whether it was composited."""
     from artifacts.io import load_image
 
     data = load_image(path)
@@ -690,7 +693,7 @@ def write_view_set(views: Sequence[Union[str, Path]], out_dir: Union[str, Path],
         (out / sub).mkdir(parents=True, exist_ok=True)
     manifest: list[dict] = []
     for view, path, stem in zip(views, paths, stems):
-        clean, composited = _load_view(path, cfg, max_side)
+        clean, composited = load_view(path, cfg, max_side)
         save_image(out / "clean" / f"{stem}.png", clean)
         for kind in chosen:
             vseed = _view_seed(seed, stem, kind)

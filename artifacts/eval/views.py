@@ -63,7 +63,7 @@ class ViewsAdapter:
     # -- data ----------------------------------------------------------------------------
     def read(self, data: str, work: Path | None = None) -> list[ViewSample]:
         from artifacts.datasets.splits import load_split
-        from artifacts.datasets.view_artifacts import DEFAULT_CONFIG, _load_view, select_kinds, write_view_set
+        from artifacts.datasets.view_artifacts import DEFAULT_CONFIG, load_view, select_kinds, write_view_set
         from artifacts.io import load_image, save_image
         from artifacts.metrics.quality import psnr, ssim
         from artifacts.recon3d.scenes import load_scene
@@ -94,7 +94,7 @@ class ViewsAdapter:
             path = work / "refs" / f"{r}.png"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                save_image(path, _load_view(views[r], DEFAULT_CONFIG, split["max_side"])[0])
+                save_image(path, load_view(views[r], DEFAULT_CONFIG, split["max_side"])[0])
             ref_paths[r] = str(path)
         manifest = write_view_set([views[v] for v in chosen], work / self.split, seed=self.seed,
                                   severities=split["severities"], kinds=kinds, max_side=split["max_side"])

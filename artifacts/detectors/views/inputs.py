@@ -14,19 +14,10 @@ REF_PREFIX = "ref"  # item file roles: "image" = the view, "ref0000", "ref0001",
 class ViewInput:
     view: Any  # ImageData
     refs: tuple  # paths, arrays or ImageData
-    refs_key: str  # identifies the reference set (for caching its features)
 
     @property
     def pixels(self):  # the engine draws overlays on the view
         return self.view.pixels
-
-
-def refs_key(refs) -> str:
-    """A key for a reference set (see :func:`ref_key`)."""
-    h = hashlib.sha256()
-    for ref in refs:
-        h.update(ref_key(ref).encode())
-    return h.hexdigest()
 
 
 def array_key(ref) -> str:
@@ -53,9 +44,9 @@ def ref_key(ref) -> str:
 
 
 def load_view_item(item) -> ViewInput:
-    """Engine loader: decode the view; references are decoded once per reference set by the detector."""
+    """Engine loader: decode the view; the detector decodes each reference once (feature cache)."""
     from artifacts.io import load_image
 
     roles = sorted(r for r in item.files if r.startswith(REF_PREFIX))
     refs = tuple(item.files[r] for r in roles)
-    return ViewInput(load_image(item.files["image"]), refs, refs_key(refs))
+    return ViewInput(load_image(item.files["image"]), refs)

@@ -176,24 +176,31 @@ class PuzzleSimDetector(Detector):
         return feats
 
     # -- inference ----------------------------------------------------------------------------
-    def similarity(self, view_input):
-        """The weighted similarity map (H x W torch tensor at the view's size) and per-layer means."""
-        import torch.nn.functional as F
-
+    def layer_maps(self, view_input) -> dict:
+        """Best-match similarity of the view per layer, each at that layer's resolution."""
         from artifacts.detectors.views.similarity import best_match
 
         side = self.working_side(view_input.view)
         refs = self._ref_features(view_input, side)
-        h, w = view_input.view.pixels.shape[:2]
         feats = self.net(self._tensor(view_input.view, side))
-        total, per_layer = None, {}
+        return {layer: best_match(feats[layer][0], refs[layer], block_bytes=self.config.block_mb << 20)
+                for layer in self.config.layers}
+
+    @staticmethod
+    def upsample(sim, size: tuple[int, int]):
+        """A layer's similarity map brought to the view's size (bilinear, corners aligned)."""
+        import torch.nn.functional as F
+
+        return F.interpolate(sim[None, None], size=size, mode="bilinear", align_corners=True)[0, 0]
+
+    def similarity(self, view_input):
+        """The weighted similarity map (H x W torch tensor at the view's size) and per-layer means."""
+        size = view_input.view.pixels.shape[:2]
+        maps = self.layer_maps(view_input)
         wsum = sum(self.config.layer_weights)
-        for layer, weight in zip(self.config.layers, self.config.layer_weights):
-            sim = best_match(feats[layer][0], refs[layer], block_bytes=self.config.block_mb << 20)
-            per_layer[layer] = float(sim.mean())
-            up = F.interpolate(sim[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
-            total = up * (weight / wsum) if total is None else total + up * (weight / wsum)
-        return total, per_layer
+        total = sum(self.upsample(maps[layer], size) * (weight / wsum)
+                    for layer, weight in zip(self.config.layers, self.config.layer_weights))
+        return total, {layer: float(m.mean()) for layer, m in maps.items()}
 
     def detect_one(self, view_input) -> Detection:
         from artifacts.detectors.views.inputs import ViewInput
@@ -218,7 +225,7 @@ class PuzzleSimDetector(Detector):
     def detect(self, x, refs=None):
         """``detect(view, refs=...)``: one view (path, array, ...) or a list of views, against one
         reference set (a folder, files, arrays). A reference that is the view's own file is left out."""
-        from artifacts.detectors.views.inputs import ViewInput, refs_key
+        from artifacts.detectors.views.inputs import ViewInput
 
         if isinstance(x, ViewInput):
             return self.detect_batch([x])[0]
@@ -235,6 +242,6 @@ class PuzzleSimDetector(Detector):
             chosen = tuple(r for r in refs if not (own and isinstance(r, str) and Path(r).resolve() == own))
             if not chosen:
                 raise ValueError(f"{view.path}: no reference views left (the only reference is the view itself)")
-            inputs.append(ViewInput(view, chosen, refs_key(chosen)))
+            inputs.append(ViewInput(view, chosen))
         dets = self.detect_batch(inputs)
         return dets[0] if not isinstance(x, (list, tuple)) and len(dets) == 1 else dets
