@@ -69,6 +69,57 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+#: which restoration task repairs what a detection task found (``artifacts restore --from RUN``)
+REPAIRS = {"manipulation": "inpaint", "views": "refrepair"}
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from artifacts.engine import run_batch
+    from artifacts.registry import RESTORATION_TASKS, create, default_model, model_info
+
+    inputs, items, task = list(args.inputs), None, args.task
+    if task is not None and task not in RESTORATION_TASKS:
+        # `restore a.png ... --from RUN` would otherwise read a file name as the task
+        raise ValueError(f"unknown restoration task {task!r}; tasks: {', '.join(RESTORATION_TASKS)}")
+    if args.from_run:
+        from artifacts.engine.items import items_from_run
+
+        if inputs or args.masks or args.refs:
+            raise ValueError("--from takes the inputs, masks and references from the detection run; drop the others")
+        found, items = items_from_run(args.from_run, flagged_only=not args.all)
+        if task is None:
+            if found not in REPAIRS:
+                raise ValueError(f"no restoration follows a {found or 'empty'} run; name the task")
+            task = REPAIRS[found]
+        if not items:
+            raise ValueError(f"{args.from_run}: no {'flagged ' if not args.all else ''}results with a heatmap to repair"
+                             + ("" if args.all else " (--all takes every result)"))
+        print(f"{len(items)} items from {args.from_run} ({found} run) -> {task}")
+    elif task is None:
+        raise ValueError("name the restoration task (inpaint, sr, refrepair) or give --from RUN")
+    name = model_info(args.model).full_name if args.model else default_model(task)
+    if not name.startswith(f"{task}/"):
+        raise ValueError(f"model {name} belongs to task {name.split('/')[0]!r}, not {task!r}")
+    restorer = create(name, weights=args.weights, device=args.device, **_overrides(args.set))
+    if args.sr:
+        from artifacts.restoration.base import Chain
+
+        sr = create(model_info(args.sr if "/" in args.sr else f"sr/{args.sr}").full_name, device=args.device)
+        restorer = Chain(restorer, sr)
+    if not inputs and items is None and not args.files_from:
+        raise ValueError("no inputs: give files, folders or globs, --files-from LIST, or --from RUN")
+    summary = run_batch(
+        inputs, args.out, detector=restorer, items=items, masks=args.masks, refs=args.refs,
+        batch_size=args.batch_size, workers=args.workers, resume=not args.no_resume, retry_errors=args.retry_errors,
+        files_from=args.files_from, progress=not args.quiet, command=args.command_line,
+    )
+    from artifacts.report import write_report
+
+    print(summary.text())
+    print(f"report: {write_report(args.out)}")
+    return summary.exit_code
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from artifacts.eval import evaluate, get_adapter
     from artifacts.eval.robustness import parse_sweep
@@ -179,6 +230,41 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--actors", type=int, help="Ray actors running the detector (default: --workers)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_detect)
+
+    rs = sub.add_parser(
+        "restore", help="repair or upscale images (inpaint, sr, refrepair), or what a detect run found",
+        description="Restore images into a resumable result store (OUT/items/<key>/restored.png, mask.png,\n"
+                    "overlay.png = before | after, restoration.json; OUT/report.html).\n"
+                    "  artifacts restore sr photos/ -o up                         x4 super-resolution (SPAN)\n"
+                    "  artifacts restore inpaint a.png --masks a_mask.png -o fixed   fill a mask\n"
+                    "  artifacts restore refrepair views/ --refs train/ -o fixed  repair novel views\n"
+                    "  artifacts restore --from RUN -o fixed [--sr span]          repair what `detect` found:\n"
+                    "      manipulation masks -> inpaint, view artifact maps -> refrepair",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rs.add_argument("task", nargs="?", help="restoration task: inpaint, sr or refrepair (default with --from: "
+                    "follows the run's task)")
+    rs.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
+    rs.add_argument("-o", "--out", required=True, help="output folder (store + item files)")
+    rs.add_argument("--from", dest="from_run", metavar="RUN", help="a detect run's output folder: repair its "
+                    "flagged results with their masks / artifact maps")
+    rs.add_argument("--all", action="store_true", help="with --from: every result with a heatmap, not only flagged ones")
+    rs.add_argument("--masks", help="inpaint: one mask file, or a folder of masks named like the inputs "
+                    "(a/b.jpg -> a/b.png or a/b_mask.png); white = repair")
+    rs.add_argument("--refs", nargs="+", metavar="REF", help="refrepair: the scene's reference views (files or folders)")
+    rs.add_argument("--sr", metavar="MODEL", help="then upscale the result with this sr model (e.g. span)")
+    rs.add_argument("--model", help="model name (default: the task's default; see `artifacts models --task TASK`)")
+    rs.add_argument("--weights", help="weight tag or file path (default: the model's own)")
+    rs.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (default)")
+    rs.add_argument("--batch-size", type=int, default=1, help="items per model call (default 1)")
+    rs.add_argument("--workers", type=int, help="decoding threads (default: CPU count, at most 8)")
+    rs.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field (repeatable), "
+                    "e.g. tile=128, dilate=3, threshold=0.3")
+    rs.add_argument("--files-from", metavar="LIST", help="text file with one input path per line")
+    rs.add_argument("--no-resume", action="store_true", help="recompute items already in the store")
+    rs.add_argument("--retry-errors", action="store_true", help="recompute items that failed before")
+    rs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rs.set_defaults(func=cmd_restore)
 
     e = sub.add_parser(
         "eval", help="measure detectors on a dataset with ground truth (metrics + bootstrap intervals)",

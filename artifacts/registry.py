@@ -37,6 +37,8 @@ BUILTIN_MODULES = (
     "artifacts.detectors.manipulation.copymove",
     "artifacts.detectors.manipulation.fusion",
     "artifacts.detectors.views.puzzlesim",
+    "artifacts.restoration.sr.backends",
+    "artifacts.restoration.inpainters",
 )
 
 #: ``weights=`` values that ask for a model with no weights (random init / uncalibrated).

@@ -167,3 +167,86 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, (Path, Enum)):
         return str(obj.value if isinstance(obj, Enum) else obj)
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+RESTORED_FILE = "restored.png"
+RESTORATION_JSON = "restoration.json"
+
+
+@dataclass
+class Restoration:
+    """One restored image: the output ``image`` (H', W', C uint8 or uint16; H' = H * scale for
+    super-resolution), the ``mask`` actually repaired (H, W bool in the input's size; None when
+    the whole image was processed, e.g. super-resolution) and ``meta`` (model, weights, the
+    mask's source and threshold, tiling, timings). ``status`` / ``reason`` as in
+    :class:`Detection` (``not_applicable``: nothing to repair was given or found)."""
+
+    image: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    status: Status = Status.OK
+    reason: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+        if self.status is Status.OK and self.image is None:
+            raise ValueError("a Restoration with status 'ok' needs an image")
+        if self.image is not None:
+            img = np.asarray(self.image)
+            if img.dtype not in (np.uint8, np.uint16) or img.ndim not in (2, 3):
+                raise ValueError(f"restored image must be H,W(,C) uint8/uint16, got {img.dtype} {img.shape}")
+            self.image = img
+        if self.mask is not None:
+            m = np.asarray(self.mask)
+            if m.ndim != 2:
+                raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
+            self.mask = m.astype(bool)
+
+    @classmethod
+    def not_applicable(cls, reason: str, meta: dict[str, Any] | None = None) -> "Restoration":
+        return cls(status=Status.NOT_APPLICABLE, reason=reason, meta=dict(meta or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "status": self.status.value,
+            "reason": self.reason,
+            "image_shape": None if self.image is None else list(self.image.shape),
+            "mask_shape": None if self.mask is None else list(self.mask.shape),
+            "mask_fraction": None if self.mask is None else float(self.mask.mean()),
+            "meta": self.meta,
+        }
+
+    def to_files(self) -> dict[str, bytes]:
+        """File name -> content: ``restoration.json``, ``restored.png`` (+ ``mask.png``)."""
+        from artifacts.io import encode_image
+
+        files = {RESTORATION_JSON: (json.dumps(self.to_dict(), indent=1, default=json_default) + "\n").encode()}
+        if self.image is not None:
+            files[RESTORED_FILE] = encode_image(self.image)
+        if self.mask is not None:
+            files[MASK_FILE] = encode_image(self.mask)
+        return files
+
+    def save(self, directory: str | os.PathLike) -> list[str]:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = self.to_files()
+        for name, content in files.items():
+            (directory / name).write_bytes(content)
+        return list(files)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Restoration":
+        from artifacts.io import load_image
+
+        directory = Path(directory)
+        d = json.loads((directory / RESTORATION_JSON).read_text())
+        if d.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ValueError(f"restoration format {d['format_version']} is newer than this package reads")
+        image = load_image(directory / RESTORED_FILE).pixels if d.get("image_shape") else None
+        mask = load_image(directory / MASK_FILE).pixels > 0 if d.get("mask_shape") else None
+        if mask is not None and mask.ndim == 3:
+            mask = mask[..., 0]
+        return cls(image=image, mask=mask, status=d.get("status", "ok"), reason=d.get("reason"),
+                   meta=d.get("meta") or {})

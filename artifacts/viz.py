@@ -69,3 +69,30 @@ def contact_sheet(rows: list[list[np.ndarray]], labels: list[str] | None = None,
     width = max(line.shape[1] for line in lines)
     padded = [np.pad(line, ((0, 6), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
     return np.concatenate(padded, axis=0)
+
+
+def before_after(before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None,
+                 max_side: int = 1024) -> np.ndarray:
+    """Input | result side by side at the result's scale (the input enlarged by nearest neighbour,
+    so super-resolution is compared with plain pixels), the repaired ``mask`` outlined on both;
+    the pair is shrunk so that its long side is at most ``max_side``."""
+    import cv2
+
+    a, b = to_uint8(before), to_uint8(after)
+    h, w = b.shape[:2]
+    if a.shape[:2] != (h, w):
+        a = cv2.resize(a, (w, h), interpolation=cv2.INTER_NEAREST)
+    if mask is not None and mask.any():
+        m = mask if mask.shape == (h, w) else cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        thickness = max(1, round(max(h, w) / 400))
+        a, b = a.copy(), b.copy()
+        for img in (a, b):
+            cv2.drawContours(img, contours, -1, (0, 255, 255), thickness)
+    gap = np.full((h, max(2, w // 100), 3), 255, np.uint8)
+    pair = np.concatenate([a, gap, b], axis=1)
+    f = max_side / max(pair.shape[:2])
+    if f < 1:
+        pair = cv2.resize(pair, (max(1, round(pair.shape[1] * f)), max(1, round(pair.shape[0] * f))),
+                          interpolation=cv2.INTER_AREA)
+    return pair

@@ -7,51 +7,24 @@ call only :meth:`detect_batch` / :meth:`detect`.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, ClassVar
 
+from artifacts.model import Model, is_batched, pick_device  # noqa: F401  (pick_device: public here too)
 from artifacts.types import Detection
 from artifacts.weights import ResolvedWeights
 
 
-def pick_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``; anything else is checked."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine")
-    torch.device(device)  # validates the string
-    return str(device)
-
-
-class Detector:
+class Detector(Model):
     """Base class: config + weights in, :class:`Detection` out."""
 
-    task: ClassVar[str] = ""
-    name: ClassVar[str] = ""
-    #: kind of item the engine should build for this detector (see artifacts.engine.items)
-    item_kind: ClassVar[str] = "image"
     #: training recipe used by `artifacts train` (see artifacts.train.RECIPES); None = not trainable
     recipe: ClassVar[str | None] = None
 
     def __init__(self, config: Any, weights: ResolvedWeights | None = None, device: str | None = None):
-        self.config = config
-        self.weights = weights
-        self.device = pick_device(device)
+        super().__init__(config, weights, device)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-
-    # -- identity -------------------------------------------------------------------------
-    @property
-    def model_id(self) -> str:
-        return f"{self.task}/{self.name}"
-
-    @property
-    def weight_id(self) -> str:
-        return self.weights.id if self.weights else "none"
 
     @property
     def threshold(self) -> float:
@@ -60,17 +33,6 @@ class Detector:
         if override is not None:
             return float(override)
         return self.weights.threshold if self.weights else 0.5
-
-    def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes the output: model, weights and the config fields that matter
-        (fields marked ``metadata={"output": False}``, such as a tile size, are left out).
-        The store key uses it."""
-        config = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)
-                  if f.metadata.get("output", True)}
-        return {"model": self.model_id, "weights": self.weight_id, "config": config}
-
-    def base_meta(self) -> dict[str, Any]:
-        return {"model": self.model_id, "weights": self.weight_id, "device": self.device}
 
     # -- inference ------------------------------------------------------------------------
     def detect_one(self, image) -> Detection:  # pragma: no cover - abstract
@@ -87,22 +49,17 @@ class Detector:
             out.append(det)
         return out
 
+    def process_batch(self, payloads: list) -> list[Detection]:
+        return self.detect_batch(payloads)
+
     def detect(self, x) -> Detection | list[Detection]:
         """Python API: a path, array, PIL image or tensor (single or batched) -> Detection(s)."""
         from artifacts.io import as_images
 
         images = as_images(x)
         dets = self.detect_batch(images)
-        single = not isinstance(x, (list, tuple)) and len(dets) == 1 and not _is_batched(x)
+        single = not isinstance(x, (list, tuple)) and len(dets) == 1 and not is_batched(x)
         return dets[0] if single else dets
 
     def __call__(self, x):
         return self.detect(x)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.model_id}, weights={self.weight_id}, device={self.device})"
-
-
-def _is_batched(x) -> bool:
-    """True for N,H,W,C arrays and B,C,H,W tensors (even with N == 1)."""
-    return getattr(x, "ndim", 0) == 4

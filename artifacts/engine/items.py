@@ -147,3 +147,56 @@ def reference_paths(refs, *, recursive: bool = True, exclude: list[str | os.Path
     if not paths:
         raise ValueError(f"no reference views found in {', '.join(map(str, refs))}")
     return paths
+
+
+def attach_masks(items: list[Item], masks: str | os.PathLike) -> list[Item]:
+    """Give each image item the mask to repair (role ``mask``): ``masks`` is one mask file for
+    every item, or a folder holding, for item ``a/b.jpg``, ``a/b.<any image extension>``
+    (also ``a/b_mask.*``). An item without a mask is kept as is (the restorer reports it as
+    not applicable); a folder that matches no item at all is an error."""
+    root = Path(masks).expanduser()
+    if root.is_file():
+        return [Item(i.id, {**i.files, "mask": str(root)}, i.kind) for i in items]
+    if not root.is_dir():
+        raise FileNotFoundError(f"masks not found: {masks}")
+    found: dict[str, list[Path]] = {}
+    for p in sorted(_scan_folder(root, recursive=True), key=lambda p: not p.stem.endswith("_mask")):
+        stem = p.relative_to(root).with_suffix("").as_posix()
+        found.setdefault(stem[:-5] if stem.endswith("_mask") else stem, []).append(p)
+    out = []
+    for i in items:  # a `_mask` file first; never the input image itself
+        own = Path(i.files["image"]).resolve()
+        match = [p for p in found.get(Path(i.id).with_suffix("").as_posix(), []) if p.resolve() != own]
+        out.append(Item(i.id, {**i.files, "mask": str(match[0])}, i.kind) if match else i)
+    if items and not any("mask" in i.files for i in out):
+        raise FileNotFoundError(f"no mask in {root} matches an input (for a/b.jpg it looks for a/b.png or a/b_mask.png)")
+    return out
+
+
+def items_from_run(run_dir: str | os.PathLike, *, flagged_only: bool = True) -> tuple[str, list[Item]]:
+    """Items to repair from a detection run's store: each result with a heatmap becomes an item
+    with the original input files (image, and the references of a view) plus the run's
+    ``heatmap``, ``mask`` and ``detection`` (JSON, for the threshold) files. With
+    ``flagged_only`` only results whose image-level label is positive are taken. Returns the
+    detection task and the items."""
+    from artifacts.engine.store import Store
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "artifacts.sqlite").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a detection run (no artifacts.sqlite); run `artifacts detect` first")
+    with Store(run_dir) as store:
+        rows = store.rows(status="ok")
+    tasks = {r["task"] for r in rows}
+    if len(tasks) > 1:
+        raise ValueError(f"{run_dir} holds results of several tasks ({', '.join(sorted(tasks))}); use one run per task")
+    items = []
+    for r in rows:
+        files = r.get("files") or {}
+        if "heatmap" not in files or (flagged_only and not r.get("label")):
+            continue
+        item_dir = run_dir / "items" / r["key"]
+        own = {role: info["path"] for role, info in (r.get("inputs") or {}).items()}
+        extra = {role: str(item_dir / files[name]) for role, name in
+                 (("heatmap", "heatmap"), ("mask", "mask"), ("detection", "detection")) if name in files}
+        items.append(Item(r["item_id"], {**own, **extra}, "view" if any(k.startswith("ref") for k in own) else "image"))
+    return (tasks.pop() if tasks else ""), items

@@ -2,7 +2,7 @@
 
 The driver hashes the items and skips what the store already has (exactly as the local
 engine), then a Ray Data pipeline runs an actor pool: each actor holds one copy of the same
-detector object (shipped to it once), decodes its items, runs ``detect_batch`` and renders each
+detector object (shipped to it once), decodes its items, runs ``process_batch`` and renders each
 item's files with :func:`artifacts.engine.runner.item_result` — the code the local engine runs.
 Results stream back to the driver, whose writer commits them to the one store, one item at a
 time (resume works as locally). Without an address the command starts a local Ray instance;
@@ -55,12 +55,12 @@ class _DetectActor:
         dets = [None] * len(items)
         if ok:
             try:
-                for k, det in zip(ok, self.detector.detect_batch([payloads[k] for k in ok])):
+                for k, det in zip(ok, self.detector.process_batch([payloads[k] for k in ok])):
                     dets[k] = det
             except Exception:  # isolate the failing item(s), as the local engine does
                 for k in ok:
                     try:
-                        dets[k] = self.detector.detect_batch([payloads[k]])[0]
+                        dets[k] = self.detector.process_batch([payloads[k]])[0]
                     except Exception as exc:
                         errors[k] = one_line(exc)
         fields, names, blobs = [], [], []

@@ -147,14 +147,18 @@ def run_batch(
     ray_address: str | None = None,
     actors: int | None = None,
     refs: list[str] | None = None,
+    masks: str | None = None,
     **overrides: Any,
 ) -> RunSummary:
-    """Run a detector over many inputs and store every result in ``out`` (see module docstring).
+    """Run a detector or restorer over many inputs and store every result in ``out`` (see module
+    docstring).
 
-    Pass ``detector`` (an already built detector) or ``model``/``weights``/``device``/overrides
-    (built with :func:`artifacts.create`; default model of ``task``). ``refs``: the reference
-    views (files, folders) of a ``views`` run, bundled with every view. ``engine="ray"`` runs the
-    detector in a Ray actor pool (:mod:`artifacts.engine.ray_engine`) and writes the same store.
+    Pass ``detector`` (an already built detector or restorer) or ``model``/``weights``/``device``/
+    overrides (built with :func:`artifacts.create`; default model of ``task``). ``refs``: the
+    reference views (files, folders) of a ``views`` or ``refrepair`` run, bundled with every view.
+    ``masks``: restoration only, one mask file or a folder of masks named like the inputs (see
+    :func:`artifacts.engine.items.attach_masks`). ``engine="ray"`` runs the model in a Ray actor
+    pool (:mod:`artifacts.engine.ray_engine`) and writes the same store.
     """
     if engine not in ("local", "ray"):
         raise ValueError(f"unknown engine {engine!r} (local or ray)")
@@ -169,11 +173,18 @@ def run_batch(
     task = detector.task or task
     out = Path(out)
     if refs is not None and detector.item_kind != "view":
-        raise ValueError(f"references (--refs) apply to view metrics, not to {detector.model_id}")
+        raise ValueError(f"references (--refs) apply to view metrics and reference-guided repair, not to "
+                         f"{detector.model_id}")
+    if masks is not None and not hasattr(detector, "restore_one"):
+        raise ValueError(f"masks (--masks) are regions to repair; {detector.model_id} is not a restorer")
     if items is None:
         found = {"refs": refs} if detector.item_kind == "view" else {}
         items = ITEM_FINDERS[detector.item_kind](list(inputs or []), recursive=recursive, files_from=files_from,
                                                  exclude=[out / "items", out / "report"], **found)
+    if masks is not None:
+        from artifacts.engine.items import attach_masks
+
+        items = attach_masks(items, masks)
     if not items:
         raise FileNotFoundError("no input items found (folders are searched for image files by extension)")
     workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
@@ -275,7 +286,7 @@ def _loader_for(detector, load_image):
 
 def _run_detector(detector, batch: list[tuple], writer: "_Writer") -> None:
     try:
-        results = detector.detect_batch([b[3] for b in batch])
+        results = detector.process_batch([b[3] for b in batch])
     except Exception as exc:
         if len(batch) > 1:  # isolate the failing item(s)
             for one in batch:
@@ -288,30 +299,54 @@ def _run_detector(detector, batch: list[tuple], writer: "_Writer") -> None:
         writer.put(item, key, hashes, payload, det, None)
 
 
-def item_result(payload, det, error: str | None, *, save_files: bool = True) -> tuple[dict, dict[str, bytes]]:
-    """The per-item part of a row and the item's files (name -> bytes): detection JSON, heatmap,
-    mask and an overlay on the input image. Only results with arrays get files; scores,
-    categories and meta live in the row. Used by every engine (locally in the writer thread, in
-    the actors on Ray)."""
-    files: dict[str, bytes] = {}
-    if error is None and save_files and (det.heatmap is not None or det.elements):
-        try:
-            files = det.to_files()
-            pixels = getattr(payload, "pixels", None)
-            if det.heatmap is not None and pixels is not None and pixels.shape[:2] == det.heatmap.shape:
-                from artifacts.io import encode_image
-                from artifacts.viz import overlay
+def item_result(payload, result, error: str | None, *, save_files: bool = True) -> tuple[dict, dict[str, bytes]]:
+    """The per-item part of a row and the item's files (name -> bytes). A detection with arrays
+    gets its JSON, heatmap, mask and an overlay on the input; a restoration its JSON, the
+    restored image, the mask it repaired and a before/after picture (``overlay.png``, the
+    report's picture column). Scores, categories and meta live in the row. Used by every engine
+    (locally in the writer thread, in the actors on Ray)."""
+    from artifacts.types import Restoration
 
-                files["overlay.png"] = encode_image(overlay(pixels, det.heatmap, det.mask))
+    files: dict[str, bytes] = {}
+    if error is None and save_files:
+        try:
+            files = (_restoration_files if isinstance(result, Restoration) else _detection_files)(result, payload)
         except Exception as exc:
             error, files = f"saving results failed: {one_line(exc)}", {}
     if error is not None:
         return {"status": "error", "error": error, "files": {}}, {}
-    fields = {"status": det.status.value, "error": None, "reason": det.reason, "score": det.score,
-              "threshold": det.threshold,
-              "label": None if det.label is None else int(det.label), "categories": det.categories,
-              "files": {name.split(".")[0]: name for name in files}, "meta": det.meta}
+    fields = {"status": result.status.value, "error": None, "reason": result.reason,
+              "score": getattr(result, "score", None), "threshold": getattr(result, "threshold", None),
+              "label": None if getattr(result, "label", None) is None else int(result.label),
+              "categories": getattr(result, "categories", {}),
+              "files": {name.split(".")[0]: name for name in files}, "meta": result.meta}
     return fields, files
+
+
+def _detection_files(det, payload) -> dict[str, bytes]:
+    if det.heatmap is None and not det.elements:
+        return {}
+    files = det.to_files()
+    pixels = getattr(payload, "pixels", None)
+    if det.heatmap is not None and pixels is not None and pixels.shape[:2] == det.heatmap.shape:
+        from artifacts.io import encode_image
+        from artifacts.viz import overlay
+
+        files["overlay.png"] = encode_image(overlay(pixels, det.heatmap, det.mask))
+    return files
+
+
+def _restoration_files(res, payload) -> dict[str, bytes]:
+    if res.image is None:
+        return {}
+    from artifacts.io import encode_image
+    from artifacts.viz import before_after
+
+    files = res.to_files()
+    pixels = getattr(payload, "pixels", None)
+    if pixels is not None:
+        files["overlay.png"] = encode_image(before_after(pixels, res.image, res.mask))
+    return files
 
 
 class _Writer:

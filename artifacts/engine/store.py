@@ -220,8 +220,10 @@ class Store:
             return [self._decode(r) for r in self._db.execute(sql + " ORDER BY item_id, model", args)]
 
     def detection(self, key: str):
-        """The stored :class:`~artifacts.types.Detection` of ``key`` (None if absent or an error)."""
-        from artifacts.types import Detection
+        """The stored :class:`~artifacts.types.Detection` (or, for a restorer's row,
+        :class:`~artifacts.types.Restoration`) of ``key``; None if absent or an error."""
+        from artifacts.registry import RESTORATION_TASKS
+        from artifacts.types import RESTORATION_JSON, Detection, Restoration
 
         with self._lock:
             found = self._db.execute("SELECT * FROM results WHERE key = ?", (key,)).fetchone()
@@ -231,6 +233,11 @@ class Store:
         folder = self.items_dir / key
         if (folder / "detection.json").is_file():
             return Detection.load(folder)
+        if (folder / RESTORATION_JSON).is_file():
+            return Restoration.load(folder)
+        if row["task"] in RESTORATION_TASKS:
+            return Restoration(status=row["status"], reason=row["reason"], meta=row["meta"] or {}) \
+                if row["status"] != "ok" else None
         return Detection(score=row["score"], threshold=row["threshold"], status=row["status"], reason=row["reason"],
                          categories=row["categories"] or {}, meta=row["meta"] or {})
 

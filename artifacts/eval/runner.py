@@ -18,7 +18,8 @@ from typing import Any
 from artifacts.engine.items import Item, hash_item, result_key
 
 ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter",
-            "views": "artifacts.eval.views:ViewsAdapter"}
+            "views": "artifacts.eval.views:ViewsAdapter",
+            "sr": "artifacts.eval.sr:SRAdapter"}
 
 
 def get_adapter(task: str, **options: Any):

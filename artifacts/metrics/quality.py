@@ -55,3 +55,23 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     return a, b
+
+
+def luma(image: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """ITU-R BT.601 luma in the [16, 235] range of 8-bit video (MATLAB ``rgb2ycbcr``'s Y channel),
+    as float: the channel the super-resolution literature reports PSNR/SSIM on."""
+    x = np.asarray(image, np.float64) / data_range
+    return 16.0 + 65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]
+
+
+def shave(image: np.ndarray, border: int) -> np.ndarray:
+    """``image`` without ``border`` pixels on each side (SR tables shave the scale factor)."""
+    return image[border:image.shape[0] - border, border:image.shape[1] - border] if border > 0 else image
+
+
+def sr_quality(reference: np.ndarray, test: np.ndarray, scale: int) -> dict[str, float]:
+    """PSNR and SSIM on RGB (whole image) and on the Y channel with ``scale`` pixels shaved off
+    each border (the convention of SR papers), for 8-bit images."""
+    y_ref, y_test = shave(luma(reference), scale), shave(luma(test), scale)
+    return {"psnr_rgb": psnr(reference, test), "ssim_rgb": ssim(reference, test),
+            "psnr_y": psnr(y_ref, y_test), "ssim_y": ssim(y_ref, y_test)}

@@ -42,7 +42,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ TAG_FP32_SCALED = 0x0002C056
 #: Layers that carry no blobs in the .bin (reading past one of any other type would desynchronise).
 WEIGHTLESS_LAYERS = frozenset({
     "Input", "Split", "Concat", "Eltwise", "BinaryOp", "UnaryOp", "Interp", "Crop", "Slice",
-    "Reshape", "Permute", "Flatten", "PixelShuffle", "Reorg", "ReLU", "Sigmoid", "TanH", "Clip", "Noop",
+    "Reshape", "Permute", "Flatten", "PixelShuffle", "Reorg", "ReLU", "Sigmoid", "Swish", "TanH", "Clip", "Noop",
 })
 
 
@@ -191,9 +191,12 @@ class _BlobReader:
         return table[index].astype(np.float32), tag
 
 
-def read_convolutions(param: str | os.PathLike, bin_path: str | os.PathLike) -> list[NcnnConv]:
+def read_convolutions(param: str | os.PathLike, bin_path: str | os.PathLike,
+                      constants: dict[str, np.ndarray] | None = None) -> list[NcnnConv]:
     """Read every Convolution of an ncnn model, in ``.param`` order, with float32 weights.
 
+    ``MemoryData`` constants (raw fp32, ``w * h * c`` values) are read too and put in
+    ``constants`` (layer name -> array of shape ``(c, h, w)``) when a dict is given.
     Fails when the graph has a layer with weights that is not a plain Convolution, when a blob
     is shorter than declared, or when the blobs do not use up the ``.bin`` exactly.
     """
@@ -202,6 +205,12 @@ def read_convolutions(param: str | os.PathLike, bin_path: str | os.PathLike) -> 
     convs = []
     for layer in layers:
         if layer.type in WEIGHTLESS_LAYERS:
+            continue
+        if layer.type == "MemoryData":
+            shape = [max(1, int(layer.params.get(k, 0))) for k in (2, 1, 0)]  # c, h, w
+            value = reader.raw_fp32(int(np.prod(shape)), f"{layer.name} data").reshape(shape)
+            if constants is not None:
+                constants[layer.name] = value
             continue
         if layer.type != "Convolution":
             raise NcnnFormatError(f"layer {layer.name}: type {layer.type} is not supported by this reader")
@@ -269,20 +278,22 @@ def _expects_lrelu(name: str) -> bool:
     return last in ("conv1", "conv2", "conv3", "conv4", "conv_up1", "conv_up2", "conv_hr")
 
 
-def ncnn_state_dict(convs: Sequence[NcnnConv], model: "RRDBNet") -> "dict[str, torch.Tensor]":
+def ncnn_state_dict(convs: Sequence[NcnnConv], model: "torch.nn.Module",
+                    fused_lrelu: "Callable[[str], bool]" = _expects_lrelu) -> "dict[str, torch.Tensor]":
     """Map ncnn convolutions onto ``model``'s convolutions in module order, checking everything.
 
-    Checks: the same number of convolutions, identical weight and bias shapes, 3x3 / stride 1 /
-    padding 1 geometry, and a fused LeakyReLU(0.2) on exactly the convolutions RRDBNet follows
-    with one (this catches two same-shaped convolutions swapped, e.g. conv_body and conv_up1).
+    Checks: the same number of convolutions, identical weight and bias shapes, stride and
+    dilation 1 with the module's own zero padding, and a fused LeakyReLU(0.2) on exactly the
+    convolutions for which ``fused_lrelu(name)`` is true (RRDBNet's default: this catches two
+    same-shaped convolutions swapped, e.g. conv_body and conv_up1); no other fused activation.
     """
     import torch
     from torch import nn
 
     targets = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if len(targets) != len(convs):
-        raise NcnnFormatError(f"the ncnn model has {len(convs)} convolutions, the RRDBNet {len(targets)} "
-                              f"(config {getattr(model, 'config', '?')})")
+        raise NcnnFormatError(f"the ncnn model has {len(convs)} convolutions, the {type(model).__name__} "
+                              f"{len(targets)} (config {getattr(model, 'config', '?')})")
     state: dict[str, torch.Tensor] = {}
     for (name, module), conv in zip(targets, convs):
         if tuple(module.weight.shape) != conv.weight.shape:
@@ -291,13 +302,15 @@ def ncnn_state_dict(convs: Sequence[NcnnConv], model: "RRDBNet") -> "dict[str, t
         if (module.bias is None) != (conv.bias is None) or (
                 conv.bias is not None and tuple(module.bias.shape) != conv.bias.shape):
             raise NcnnFormatError(f"{conv.name} -> {name}: bias does not match")
-        if conv.geometry != (1,) * 8:
-            raise NcnnFormatError(f"{conv.name} -> {name}: dilation/stride/pad {conv.geometry}, expected all 1")
+        ph, pw = module.padding
+        if conv.geometry != (1, 1, 1, 1, pw, ph, pw, ph):
+            raise NcnnFormatError(f"{conv.name} -> {name}: dilation/stride/pad {conv.geometry}, expected "
+                                  f"stride 1, dilation 1, padding {module.padding}")
         lrelu = conv.activation == 2 and len(conv.activation_params) == 1 and abs(conv.activation_params[0] - 0.2) < 1e-6
-        if lrelu != _expects_lrelu(name) or (not lrelu and conv.activation != 0):
+        if lrelu != fused_lrelu(name) or (not lrelu and conv.activation != 0):
             raise NcnnFormatError(f"{conv.name} -> {name}: ncnn activation {conv.activation} "
-                                  f"{conv.activation_params} where RRDBNet has "
-                                  f"{'LeakyReLU(0.2)' if _expects_lrelu(name) else 'none'} (convolution order differs)")
+                                  f"{conv.activation_params} where the network has "
+                                  f"{'LeakyReLU(0.2)' if fused_lrelu(name) else 'none'} (convolution order differs)")
         state[name + ".weight"] = torch.from_numpy(np.ascontiguousarray(conv.weight))
         if conv.bias is not None:
             state[name + ".bias"] = torch.from_numpy(conv.bias)

@@ -1,0 +1,1 @@
+"""Packaged super-resolution weights (data only; see tools/convert_span.py)."""
