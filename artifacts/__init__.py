@@ -7,6 +7,8 @@ part; each name below is imported on first use.
 >>> artifacts.list_models(task="manipulation")           # doctest: +SKIP
 >>> det = artifacts.detect("photo.jpg", task="manipulation")  # doctest: +SKIP
 >>> det.score, det.mask.shape                             # doctest: +SKIP
+>>> up = artifacts.restore("photo.jpg", task="sr")           # doctest: +SKIP
+>>> up.image.shape                                          # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from artifacts._version import __version__
 # public name -> module that defines it
 _LAZY = {
     "Detection": "artifacts.types",
+    "Restoration": "artifacts.types",
     "Status": "artifacts.types",
     "create": "artifacts.registry",
     "list_models": "artifacts.registry",
@@ -29,6 +32,7 @@ _LAZY = {
     "ImageData": "artifacts.io",
     "ImageReadError": "artifacts.io",
     "detect": "artifacts.api",
+    "restore": "artifacts.api",
     "run_batch": "artifacts.engine",
     "open_store": "artifacts.engine",
     "evaluate": "artifacts.eval",
@@ -38,13 +42,13 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from artifacts.api import detect
+    from artifacts.api import detect, restore
     from artifacts.engine import open_store, run_batch
     from artifacts.eval import evaluate
     from artifacts.report import write_report
     from artifacts.io import ImageData, ImageReadError, load_image
     from artifacts.registry import create, list_models, model_info, register_model
-    from artifacts.types import Detection, Status
+    from artifacts.types import Detection, Restoration, Status
     from artifacts.weights import WeightSpec, load_checkpoint
 
 
