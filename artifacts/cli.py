@@ -272,10 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "  manipulation: a folder with Tp/ + Gt/ (+ Au/), or an IML-ViT / IMDL-BenCo JSON list\n"
                     "  views: a scene folder listed in artifacts/datasets/splits/views.json; its views are\n"
                     "         degraded by the seeded reconstruction-artifact generator\n"
+                    "  sr: a folder of high-resolution images (downscaled x4 here, bicubic with antialiasing)\n"
+                    "  refrepair: a scene folder, as for views; repaired views are compared with the clean ones\n"
                     "Detections are cached in OUT/store (resumable); the table is printed and OUT/eval.json written.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("task", help="task: manipulation or views")
+    e.add_argument("task", help="task: manipulation, views, sr or refrepair")
     e.add_argument("--data", required=True, help="dataset folder or JSON list (views: a scene folder)")
     e.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all usable offline)")
     e.add_argument("-o", "--out", help="output folder (default: artifacts-eval/<dataset name>)")
@@ -284,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
     e.add_argument("--resize-masks", action="store_true", help="manipulation: resize masks whose size differs "
                    "(else an error)")
-    e.add_argument("--split", choices=("eval", "tune"), help="views: the evaluated views (default) or the tuning views")
-    e.add_argument("--kinds", help="views: comma-separated degradation kinds (default: all)")
+    e.add_argument("--split", choices=("eval", "tune"), help="views, refrepair: the evaluated views (default) or "
+                   "the tuning views")
+    e.add_argument("--kinds", help="views, refrepair: comma-separated degradation kinds (default: all)")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (default)")
     e.add_argument("--workers", type=int, help="decoding threads")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")

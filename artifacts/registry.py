@@ -39,6 +39,7 @@ BUILTIN_MODULES = (
     "artifacts.detectors.views.puzzlesim",
     "artifacts.restoration.sr.backends",
     "artifacts.restoration.inpainters",
+    "artifacts.restoration.repairers",
 )
 
 #: ``weights=`` values that ask for a model with no weights (random init / uncalibrated).

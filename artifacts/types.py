@@ -128,7 +128,7 @@ class Detection:
         """File name -> content: ``detection.json`` (+ ``heatmap.png``, ``mask.png``)."""
         from artifacts.io import encode_image
 
-        files = {JSON_FILE: (json.dumps(self.to_dict(), indent=1, default=json_default) + "\n").encode()}
+        files = {JSON_FILE: _json_bytes(self.to_dict())}
         if self.heatmap is not None:
             files[HEATMAP_FILE] = encode_image(np.round(self.heatmap * 65535.0).astype(np.uint16))
             files[MASK_FILE] = encode_image(self.mask)
@@ -136,12 +136,7 @@ class Detection:
 
     def save(self, directory: str | os.PathLike) -> list[str]:
         """Write :meth:`to_files` into ``directory``; return the file names."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        files = self.to_files()
-        for name, content in files.items():
-            (directory / name).write_bytes(content)
-        return list(files)
+        return write_files(directory, self.to_files())
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Detection":
@@ -156,6 +151,19 @@ class Detection:
                 raise ValueError(f"{directory / HEATMAP_FILE}: missing or not a 16-bit heatmap")
             heatmap = raw.astype(np.float32) / 65535.0
         return cls.from_dict(d, heatmap=heatmap)
+
+
+def write_files(directory: str | os.PathLike, files: dict[str, bytes]) -> list[str]:
+    """Write name -> bytes into ``directory`` (created); return the names."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+    return list(files)
+
+
+def _json_bytes(d: dict[str, Any]) -> bytes:
+    return (json.dumps(d, indent=1, default=json_default) + "\n").encode()
 
 
 def json_default(obj: Any) -> Any:
@@ -221,7 +229,7 @@ class Restoration:
         """File name -> content: ``restoration.json``, ``restored.png`` (+ ``mask.png``)."""
         from artifacts.io import encode_image
 
-        files = {RESTORATION_JSON: (json.dumps(self.to_dict(), indent=1, default=json_default) + "\n").encode()}
+        files = {RESTORATION_JSON: _json_bytes(self.to_dict())}
         if self.image is not None:
             files[RESTORED_FILE] = encode_image(self.image)
         if self.mask is not None:
@@ -229,12 +237,8 @@ class Restoration:
         return files
 
     def save(self, directory: str | os.PathLike) -> list[str]:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        files = self.to_files()
-        for name, content in files.items():
-            (directory / name).write_bytes(content)
-        return list(files)
+        """Write :meth:`to_files` into ``directory``; return the file names."""
+        return write_files(directory, self.to_files())
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Restoration":

@@ -19,7 +19,8 @@ from artifacts.engine.items import Item, hash_item, result_key
 
 ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter",
             "views": "artifacts.eval.views:ViewsAdapter",
-            "sr": "artifacts.eval.sr:SRAdapter"}
+            "sr": "artifacts.eval.sr:SRAdapter",
+            "refrepair": "artifacts.eval.refrepair:RefRepairAdapter"}
 
 
 def get_adapter(task: str, **options: Any):
@@ -79,7 +80,7 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
         if progress:
             print(f"  baselines: {len(samples)} items", flush=True)
         result["baselines"] = adapter.baselines(samples, n_boot)
-    if hasattr(adapter, "picture"):  # curves people would rather look at than read
+    if getattr(adapter, "picture", None) is not None:  # curves people would rather look at than read
         result["picture"] = str(adapter.picture(result, out_dir))
     (out_dir / "eval.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     result["json"] = str(out_dir / "eval.json")

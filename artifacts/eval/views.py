@@ -153,25 +153,13 @@ class ViewsAdapter:
 
     # -- summary -------------------------------------------------------------------------
     def summarise(self, stats: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-        from artifacts.datasets.splits import load_split
-
         # a degradation that changed no pixel (e.g. a weak colour shift over a white background)
         # has no true error to rank: counted apart, left out of the statistics
         unchanged = sum(not np.isfinite(st["psnr"]) for st in stats)
         ok = [st for st in stats if st["score"] is not None and np.isfinite(st["psnr"])]
         summary: dict[str, Any] = {"counts": {"items": len(stats), "ok": len(ok), "unchanged": unchanged,
                                               "error": sum(st["status"] == "error" for st in stats)}}
-        summary["all"] = _group(ok, n_boot, seed)
-        summary["by_severity"] = {str(v): _group([st for st in ok if st["severity"] == v], 0, seed)
-                                  for v in sorted({st["severity"] for st in ok})}
-        summary["by_kind"] = {k: _group([st for st in ok if st["kind"] == k], 0, seed)
-                              for k in sorted({st["kind"] for st in ok})}
-        held = set(load_split("views")["held_out_kinds"])
-        for label, group in (("tuning_kinds", [st for st in ok if st["kind"] not in held]),
-                             ("held_out_kinds", [st for st in ok if st["kind"] in held])):
-            if group:
-                summary[label] = _group(group, n_boot, seed)
-        return summary
+        return {**summary, **grouped(ok, _group, n_boot, seed)}
 
     @staticmethod
     def picture(result: dict[str, Any], out_dir: Path) -> Path:
@@ -210,6 +198,23 @@ class ViewsAdapter:
                 lines.append(f"{'kind ' + kind:<24}{_fmt(g['spearman_psnr']):>22}{_fmt(g['spearman_ssim']):>22}"
                              f"{_fmt(g['pixel_auc']):>22}")
         return "\n".join(lines)
+
+
+def grouped(ok: list[dict], group, n_boot: int, seed: int) -> dict[str, Any]:
+    """``group(stats, n_boot, seed)`` over all views (with intervals), per severity and per kind
+    (without), and over the tuning vs the held-out kinds of the split file (with)."""
+    from artifacts.datasets.splits import load_split
+
+    out = {"all": group(ok, n_boot, seed),
+           "by_severity": {str(v): group([st for st in ok if st["severity"] == v], 0, seed)
+                           for v in sorted({st["severity"] for st in ok})},
+           "by_kind": {k: group([st for st in ok if st["kind"] == k], 0, seed) for k in sorted({st["kind"] for st in ok})}}
+    held = set(load_split("views")["held_out_kinds"])
+    for label, part in (("tuning_kinds", [st for st in ok if st["kind"] not in held]),
+                        ("held_out_kinds", [st for st in ok if st["kind"] in held])):
+        if part:
+            out[label] = group(part, n_boot, seed)
+    return out
 
 
 def _group(group: list[dict], n_boot: int, seed: int) -> dict[str, Any]:

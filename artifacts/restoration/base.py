@@ -78,7 +78,25 @@ def make_input(image, *, mask=None, heatmap=None, threshold: float | None = None
         h = fit_map(_read_map(heatmap, binary=False), shape, "heatmap", resize_mask, meta).astype(np.float32)
         if not np.isfinite(h).all() or h.min(initial=0) < 0 or h.max(initial=0) > 1:
             raise ValueError("heatmap values must be finite and in [0, 1]")
-    return RestoreInput(img, m, h, threshold, tuple(refs or ()), meta)
+    return RestoreInput(img, m, h, threshold, _expand_refs(refs, image), meta)
+
+
+def _expand_refs(refs, image) -> tuple:
+    """References as given; files, folders and globs among them become their image files (the
+    image itself left out when it is one of them)."""
+    import os
+
+    refs = [refs] if isinstance(refs, (str, os.PathLike)) else list(refs or ())
+    paths = [r for r in refs if isinstance(r, (str, os.PathLike))]
+    if not paths:
+        return tuple(refs)
+    from pathlib import Path
+
+    from artifacts.engine.items import reference_paths
+
+    own = Path(image).resolve() if isinstance(image, (str, os.PathLike)) else None
+    files = [p for p in reference_paths(paths) if own is None or p.resolve() != own]
+    return tuple([r for r in refs if not isinstance(r, (str, os.PathLike))] + [str(p) for p in files])
 
 
 def _read_map(source, *, binary: bool) -> np.ndarray:

@@ -36,7 +36,7 @@ def tile_grid(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[i
 
 
 def run_tiled(net: Callable, pixels: np.ndarray, scale: int, *, tile: int | None = 256, overlap: int = 24,
-              batch: int = 4, device: str = "cpu", precision: str = "auto") -> tuple[np.ndarray, dict]:
+              batch: int = 1, device: str = "cpu", precision: str = "auto") -> tuple[np.ndarray, dict]:
     """Run ``net`` (a float ``B,3,h,w`` -> ``B,3,h*scale,w*scale`` module, RGB in [0, 1]) over an
     ``H,W,3`` uint8/uint16 image; returns the output (same dtype) and a record of the tiling.
     ``tile=None`` (or a tile larger than the image) runs the whole image at once."""

@@ -68,7 +68,7 @@ class InterpolationConfig:
 class NetworkConfig:
     tile: int | None = _run_option(default=256)  # input pixels per tile side; None = whole image
     overlap: int = _run_option(default=24)  # context pixels around each tile (>= receptive radius: exact)
-    batch: int = _run_option(default=4)  # tiles per network call
+    batch: int = _run_option(default=1)  # tiles per network call (raise it on a GPU)
     precision: str = _run_option(default="auto")  # CUDA: auto = fp16; CPU: always fp32
 
 
