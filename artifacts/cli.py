@@ -187,6 +187,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    from artifacts.app import launch  # an ImportError names the [app] extra (exit 2)
+
+    launch(args.host, args.port, args.root, max_file_size=args.max_file_size)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from artifacts._version import __version__
 
@@ -315,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    a = sub.add_parser("app", help="serve the web app (Gradio, extra [app]) on this machine",
+                       description="A Gradio app with a tab per task (manipulation, novel views, restoration) and a "
+                                   "batch tab, calling the same API as this command. Offline: no analytics, no "
+                                   "external requests; one model job at a time (others queue).")
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    a.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    a.add_argument("--root", default=".", help="the only folder tree the batch tab may read (default: .)")
+    a.add_argument("--max-file-size", default="200mb", help="upload size limit (default 200mb)")
+    a.set_defaults(func=cmd_app)
 
     from artifacts.recon3d.cli import add_parser as add_recon3d
 

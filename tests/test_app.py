@@ -204,7 +204,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
                                                         os.environ.get("PYTHONPATH", "")]),
                ARTIFACTS_NET_LOG=str(net_log), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "artifacts.app", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "artifacts", "app", "--host", "127.0.0.1", "--port", str(port),
                              "--root", str(root)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     requests: list[str] = []
@@ -225,6 +225,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
 
             def upload(elem_id: str, files):
                 box = page.locator(f"#{elem_id} input[type=file]")
+                page.locator(f"#{elem_id} input[type=file], #{elem_id} button[aria-label='Clear']").first.wait_for(state="attached")
                 if box.count() == 0:  # a file is shown: clear it to get the upload box back
                     page.locator(f"#{elem_id} button[aria-label='Clear']").first.click()
                 box.set_input_files(files)
