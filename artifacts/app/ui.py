@@ -34,7 +34,6 @@ from artifacts.app.safety import safe_extract_zip, resolve_under_root  # noqa: E
 
 RESTORE_TASKS = ("sr", "inpaint", "refrepair")
 BATCH_TASKS = ("manipulation", "views", "sr", "inpaint", "refrepair")
-DEFAULTS = {"manipulation": "manipulation/fusion", "views": "views/puzzlesim", "sr": "sr/span"}
 MAX_FILE_SIZE = "200mb"
 FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
@@ -92,15 +91,12 @@ def _models(task: str) -> list[str]:
 
 
 def _default(task: str) -> str | None:
-    names = _models(task)
-    if DEFAULTS.get(task) in names:
-        return DEFAULTS[task]
     from artifacts.registry import default_model
 
     try:
         return default_model(task)
-    except (KeyError, ValueError):
-        return names[0] if names else None
+    except (KeyError, ValueError):  # no model registered for the task
+        return None
 
 
 def _write(files: dict[str, bytes], prefix: str) -> list[str]:
