@@ -94,6 +94,11 @@ def test_restore_cli_inpaint_with_a_mask_folder_resumes(tmp_path, photo, hole):
     item = out / "items" / ok[0]["key"]
     assert load_image(item / "restored.png").pixels.shape == photo.shape
     assert (item / "overlay.png").is_file() and (out / "report.html").is_file()
+    import csv
+
+    with open(out / "results.csv") as f:
+        table = {r["item_id"]: r for r in csv.DictReader(f)}
+    assert table["a.png"]["restored"] == f"items/{ok[0]['key']}/restored.png"
     again = run_cli("restore", "inpaint", str(src), "--masks", str(masks), "-o", str(out), "-q")
     assert "2 already done" in again.stdout
 

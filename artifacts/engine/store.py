@@ -255,7 +255,7 @@ class Store:
 
     # -- export ---------------------------------------------------------------------------
     CSV_COLUMNS = ("item_id", "status", "score", "label", "threshold", "error", "reason", "task", "model", "weights",
-                   "input_sha256", "key", "heatmap", "mask", "overlay", "created_at")
+                   "input_sha256", "key", "heatmap", "mask", "overlay", "restored", "created_at")
 
     def export(self, directory: str | os.PathLike) -> tuple[Path, Path]:
         """Write ``results.csv`` (flat columns) and ``results.jsonl`` (full rows) in one pass."""
