@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore images into a resumable result store (OUT/items/<key>/restored.png, mask.png,\n"
                     "overlay.png = before | after, restoration.json; OUT/report.html).\n"
                     "  artifacts restore sr photos/ -o up                         x4 super-resolution (SPAN)\n"
-                    "  artifacts restore inpaint a.png --masks a_mask.png -o fixed   fill a mask\n"
+                    "  artifacts restore inpaint photos/ --masks masks/ -o fixed     fill masks\n"
                     "  artifacts restore refrepair views/ --refs train/ -o fixed  repair novel views\n"
                     "  artifacts restore --from RUN -o fixed [--sr span]          repair what `detect` found:\n"
                     "      manipulation masks -> inpaint, view artifact maps -> refrepair",
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "flagged results with their masks / artifact maps")
     rs.add_argument("--all", action="store_true", help="with --from: every result with a heatmap, not only flagged ones")
     rs.add_argument("--masks", help="inpaint: one mask file, or a folder of masks named like the inputs "
-                    "(a/b.jpg -> a/b.png or a/b_mask.png); white = repair")
+                    "(a/b.jpg -> a/b_mask.*, a/b_gt.* or a/b.*); white = repair")
     rs.add_argument("--refs", nargs="+", metavar="REF", help="refrepair: the scene's reference views (files or folders)")
     rs.add_argument("--sr", metavar="MODEL", help="then upscale the result with this sr model (e.g. span)")
     rs.add_argument("--model", help="model name (default: the task's default; see `artifacts models --task TASK`)")

@@ -137,3 +137,28 @@ def test_restore_cli_errors_are_clear(tmp_path):
     assert r.returncode == 2 and "not a detection run" in r.stderr
     r = run_cli("restore", "sr", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "no inputs" in r.stderr
+
+
+@pytest.mark.integration
+def test_restore_on_ray_equals_local(generated, tmp_path):
+    """Restoration through the Ray engine writes the same store and files as the local engine;
+    the generator's `<stem>_gt.png` masks are found by --masks."""
+    pytest.importorskip("ray")
+    import filecmp
+
+    from artifacts.engine import Store, run_batch
+
+    model = artifacts.create("inpaint/telea")
+    kwargs = dict(masks=str(generated / "Gt"), progress=False)
+    local = run_batch([str(generated / "Tp")], tmp_path / "local", detector=model, **kwargs)
+    remote = run_batch([str(generated / "Tp")], tmp_path / "ray", detector=model, engine="ray", workers=2, **kwargs)
+    assert local.counts["ok"] == remote.counts["ok"] == 8
+    with Store(tmp_path / "local") as a, Store(tmp_path / "ray") as b:
+        ra, rb = {r["key"]: r for r in a.rows()}, {r["key"]: r for r in b.rows()}
+    assert ra.keys() == rb.keys()
+    for key, row in ra.items():
+        assert row["files"] == rb[key]["files"] and "restored" in row["files"]
+        for name in row["files"].values():
+            if not name.endswith(".json"):
+                assert filecmp.cmp(tmp_path / "local" / "items" / key / name, tmp_path / "ray" / "items" / key / name,
+                                   shallow=False)

@@ -149,27 +149,34 @@ def reference_paths(refs, *, recursive: bool = True, exclude: list[str | os.Path
     return paths
 
 
+MASK_SUFFIXES = ("_mask", "_gt")  # a/b_mask.png, a/b_gt.png (the CASIA / IML layout), then a/b.png
+
+
 def attach_masks(items: list[Item], masks: str | os.PathLike) -> list[Item]:
     """Give each image item the mask to repair (role ``mask``): ``masks`` is one mask file for
-    every item, or a folder holding, for item ``a/b.jpg``, ``a/b.<any image extension>``
-    (also ``a/b_mask.*``). An item without a mask is kept as is (the restorer reports it as
-    not applicable); a folder that matches no item at all is an error."""
+    every item, or a folder holding, for item ``a/b.jpg``, ``a/b_mask.*``, ``a/b_gt.*`` or
+    ``a/b.*`` (any image extension; in that order, never the input image itself). An item
+    without a mask is kept as is (the restorer reports it as not applicable); a folder that
+    matches no item at all is an error."""
     root = Path(masks).expanduser()
     if root.is_file():
         return [Item(i.id, {**i.files, "mask": str(root)}, i.kind) for i in items]
     if not root.is_dir():
         raise FileNotFoundError(f"masks not found: {masks}")
-    found: dict[str, list[Path]] = {}
-    for p in sorted(_scan_folder(root, recursive=True), key=lambda p: not p.stem.endswith("_mask")):
+    found: dict[str, list[tuple[int, Path]]] = {}
+    for p in _scan_folder(root, recursive=True):
         stem = p.relative_to(root).with_suffix("").as_posix()
-        found.setdefault(stem[:-5] if stem.endswith("_mask") else stem, []).append(p)
+        rank = next((k for k, sfx in enumerate(MASK_SUFFIXES) if stem.endswith(sfx)), len(MASK_SUFFIXES))
+        key = stem[:-len(MASK_SUFFIXES[rank])] if rank < len(MASK_SUFFIXES) else stem
+        found.setdefault(key, []).append((rank, p))
     out = []
-    for i in items:  # a `_mask` file first; never the input image itself
+    for i in items:
         own = Path(i.files["image"]).resolve()
-        match = [p for p in found.get(Path(i.id).with_suffix("").as_posix(), []) if p.resolve() != own]
-        out.append(Item(i.id, {**i.files, "mask": str(match[0])}, i.kind) if match else i)
+        match = sorted((r, p) for r, p in found.get(Path(i.id).with_suffix("").as_posix(), []) if p.resolve() != own)
+        out.append(Item(i.id, {**i.files, "mask": str(match[0][1])}, i.kind) if match else i)
     if items and not any("mask" in i.files for i in out):
-        raise FileNotFoundError(f"no mask in {root} matches an input (for a/b.jpg it looks for a/b.png or a/b_mask.png)")
+        raise FileNotFoundError(f"no mask in {root} matches an input (for a/b.jpg it looks for a/b_mask.*, a/b_gt.* "
+                                "or a/b.*)")
     return out
 
 
