@@ -104,8 +104,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.sr:
         from artifacts.restoration.base import Chain
 
-        sr = create(model_info(args.sr if "/" in args.sr else f"sr/{args.sr}").full_name, device=args.device)
-        restorer = Chain(restorer, sr)
+        sr_name = model_info(args.sr).full_name
+        if not sr_name.startswith("sr/"):
+            raise ValueError(f"--sr takes a super-resolution model (see `artifacts models --task sr`), not {sr_name}")
+        restorer = Chain(restorer, create(sr_name, device=args.device))
     if not inputs and items is None and not args.files_from:
         raise ValueError("no inputs: give files, folders or globs, --files-from LIST, or --from RUN")
     summary = run_batch(

@@ -31,17 +31,21 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None = None, opacity: float = 0.5) -> np.ndarray:
     """Blend the colourised heatmap over the image and outline ``mask`` in cyan."""
-    import cv2
-
     base = to_uint8(image).astype(np.float32)
     heat = colorize(heatmap).astype(np.float32)
     weight = opacity * np.clip(heatmap, 0.0, 1.0)[..., None]
     out = (base * (1.0 - weight) + heat * weight + 0.5).astype(np.uint8)
+    return outline(out, mask)
+
+
+def outline(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``image`` (H,W,3 uint8) with the outer contours of ``mask`` drawn in cyan, in place."""
+    import cv2
+
     if mask is not None and mask.any():
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        thickness = max(1, round(max(out.shape[:2]) / 400))
-        cv2.drawContours(out, contours, -1, (0, 255, 255), thickness)
-    return out
+        cv2.drawContours(image, contours, -1, (0, 255, 255), max(1, round(max(image.shape[:2]) / 400)))
+    return image
 
 
 def contact_sheet(rows: list[list[np.ndarray]], labels: list[str] | None = None, height: int = 160) -> np.ndarray:
@@ -84,11 +88,7 @@ def before_after(before: np.ndarray, after: np.ndarray, mask: np.ndarray | None 
         a = cv2.resize(a, (w, h), interpolation=cv2.INTER_NEAREST)
     if mask is not None and mask.any():
         m = mask if mask.shape == (h, w) else cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        thickness = max(1, round(max(h, w) / 400))
-        a, b = a.copy(), b.copy()
-        for img in (a, b):
-            cv2.drawContours(img, contours, -1, (0, 255, 255), thickness)
+        a, b = outline(a.copy(), m), outline(b.copy(), m)
     gap = np.full((h, max(2, w // 100), 3), 255, np.uint8)
     pair = np.concatenate([a, gap, b], axis=1)
     f = max_side / max(pair.shape[:2])

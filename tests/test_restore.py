@@ -137,6 +137,8 @@ def test_restore_cli_errors_are_clear(tmp_path):
     assert r.returncode == 2 and "not a detection run" in r.stderr
     r = run_cli("restore", "sr", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "no inputs" in r.stderr
+    r = run_cli("restore", "inpaint", "x.png", "--sr", "exemplar", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--sr takes a super-resolution model" in r.stderr
 
 
 @pytest.mark.integration

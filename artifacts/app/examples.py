@@ -24,10 +24,10 @@ class Examples:
 
 
 def _save(path: Path, pixels: np.ndarray) -> str:
-    from PIL import Image
+    from artifacts.io import save_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
+    save_image(path, pixels)
     return str(path)
 
 

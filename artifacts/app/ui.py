@@ -21,7 +21,6 @@ import contextlib  # noqa: E402
 import functools  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 try:  # noqa: E402
@@ -44,9 +43,6 @@ Find artifacts in images and repair them, with the same models as the `artifacts
 reference-guided repair); **Batch** runs any task over a folder or a zip and writes the usual report.
 dMRI artifact detection and synthetic-image detection are not in the toolkit yet, so they have no tab.
 Nothing leaves this machine: no analytics, no web fonts, no downloads."""
-
-_model_lock = threading.Lock()  # one model call at a time (the models share the CPU anyway)
-
 
 def theme():
     return gr.themes.Default(font=FONTS, font_mono=MONO)
@@ -80,10 +76,11 @@ def _need(value, what: str):
     return value
 
 
-def _pixels(path: str):
+def _display(image) -> "np.ndarray":
+    """The decoded input as 8-bit RGB for the page (the models get the ImageData itself)."""
     from artifacts.viz import to_uint8
 
-    return to_uint8(artifacts.load_image(path).pixels)
+    return to_uint8(image.pixels)
 
 
 def _models(task: str) -> list[str]:
@@ -100,10 +97,10 @@ def _default(task: str) -> str | None:
 
 
 def _write(files: dict[str, bytes], prefix: str) -> list[str]:
+    from artifacts.types import write_files
+
     d = Path(tempfile.mkdtemp(prefix=f"artifacts-app-{prefix}-"))
-    for name, content in files.items():
-        (d / name).write_bytes(content)
-    return [str(d / name) for name in files]
+    return [str(d / name) for name in write_files(d, files)]
 
 
 # -- detection (manipulation, views) -----------------------------------------------------------
@@ -139,10 +136,9 @@ def _detection_outputs(det, image, opacity: float, kind: str, prefix: str):
 def run_manipulation(image_path, model: str, opacity: float):
     _need(image_path, "an image")
     with _user_errors():
-        image = _pixels(image_path)
-        with _model_lock:
-            det = _model(model).detect(image_path)
-    return _detection_outputs(det, image, opacity, "manipulation", "manipulation")
+        image = artifacts.load_image(image_path)  # decoded once: shown and detected
+        det = _model(model).detect(image)
+    return _detection_outputs(det, _display(image), opacity, "manipulation", "manipulation")
 
 
 def run_views(view_path, ref_paths, model: str, opacity: float):
@@ -150,12 +146,9 @@ def run_views(view_path, ref_paths, model: str, opacity: float):
     _need(ref_paths, "one or more reference views")
     refs = [str(p) for p in ref_paths]
     with _user_errors():
-        image = _pixels(view_path)
-        for r in refs:  # a bad reference gets its own one-line error, naming the file
-            artifacts.load_image(r)
-        with _model_lock:
-            det = _model(model).detect(view_path, refs=refs)
-    out = _detection_outputs(det, image, opacity, "views", "views")
+        image = artifacts.load_image(view_path)
+        det = _model(model).detect(image, refs=refs)  # a bad reference: one-line error naming the file
+    out = _detection_outputs(det, _display(image), opacity, "views", "views")
     return out[0], out[1], out[2], out[4], out[5]
 
 
@@ -170,10 +163,10 @@ def run_restore(task: str, model: str, image_path, mask_path, ref_paths):
     from artifacts.viz import before_after
 
     with _user_errors():
-        before = _pixels(image_path)
-        with _model_lock:
-            res = _model(model).restore(image_path, mask=mask_path or None,
-                                        refs=[str(p) for p in ref_paths] if ref_paths else None)
+        image = artifacts.load_image(image_path)
+        before = _display(image)
+        res = _model(model).restore(image, mask=mask_path or None,
+                                    refs=[str(p) for p in ref_paths] if ref_paths else None)
     if res.image is None:
         return None, None, f"**Not applicable:** {res.reason or 'nothing to repair'}"
     files = _write({RESTORED_FILE: res.to_files()[RESTORED_FILE]}, "restore")
@@ -204,11 +197,10 @@ def run_batch_ui(root: str, folder: str, zip_path, task: str, model: str, refs: 
         if zip_path:  # the references / masks folders are not inputs
             inputs = [p for p in base.iterdir() if p not in (refs_dir, masks_dir)]
         out = Path(tempfile.mkdtemp(prefix="artifacts-app-batch-"))
-        with _model_lock:
-            summary = artifacts.run_batch([str(p) for p in inputs], out, task=task, model=model,
-                                          refs=[str(refs_dir)] if refs_dir else None,
-                                          masks=str(masks_dir) if masks_dir else None,
-                                          progress=True, command="artifacts app (batch tab)")
+        summary = artifacts.run_batch([str(p) for p in inputs], out, task=task, model=model,
+                                      refs=[str(refs_dir)] if refs_dir else None,
+                                      masks=str(masks_dir) if masks_dir else None,
+                                      progress=True, command="artifacts app (batch tab)")
         report = artifacts.write_report(out)
         bundle = shutil.make_archive(str(out) + "-results", "zip", out)
     files = [str(report), str(out / "results.csv"), bundle]

@@ -10,8 +10,8 @@ over the degraded view, the fraction of pixels repaired, and the fraction of pix
 changed where the generator had changed nothing ("collateral"). Reported: mean gain with a 95 %
 bootstrap interval over views, per severity, per kind, tuning vs held-out kinds.
 
-Baseline, on the same maps: ``telea`` (the map at the metric's threshold, grown by 2 pixels,
-filled by Telea inpainting: repair without references).
+Baseline, on the same maps: ``inpaint/telea`` (the map at the metric's threshold, grown by 2
+pixels, filled by Telea inpainting: repair without references), evaluated like any model.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from artifacts.eval.runner import fmt_metric
 from artifacts.eval.views import ViewSample, ViewsAdapter, grouped
 
 METRIC = "views/puzzlesim"
@@ -61,53 +62,27 @@ class RefRepairAdapter(ViewsAdapter):
 
     @staticmethod
     def default_models() -> list[str]:
-        return ["refrepair/warp"]
+        """The repair, and the baseline without references: ``inpaint/telea`` on the same map at the
+        metric's own threshold (recorded with each map), grown by its default 2 pixels."""
+        return ["refrepair/warp", "inpaint/telea"]
 
     def stats(self, samples: list[RepairSample], results: list) -> list[dict[str, Any]]:
         from artifacts.io import load_image
+        from artifacts.metrics.quality import psnr, ssim
 
         out = []
         for s, res in zip(samples, results):
-            st = {"name": s.name, "kind": s.kind, "severity": s.severity, "psnr_before": s.psnr, "ssim_before": s.ssim,
-                  "status": "error" if res is None else res.status.value}
+            st = {"name": s.name, "kind": s.kind, "severity": s.severity, "status": "error" if res is None else res.status.value}
             if res is not None and res.image is not None and np.isfinite(s.psnr):
                 clean, degraded = load_image(s.clean).pixels, load_image(s.image).pixels
                 changed = load_image(s.mask).pixels[..., 0] > 127
-                st.update(self._quality(clean, degraded, res.image, changed))
-                st["repaired"] = float(res.mask.mean()) if res.mask is not None else 1.0
+                after, ssim_after = psnr(clean, res.image), ssim(clean, res.image)
+                touched = np.any(res.image != degraded, axis=-1)
+                st.update(psnr_before=s.psnr, psnr_after=after, gain_psnr=min(after, 60.0) - min(s.psnr, 60.0),
+                          gain_ssim=ssim_after - s.ssim, repaired=float(res.mask.mean()) if res.mask is not None else 1.0,
+                          collateral=float(touched[~changed].mean()) if (~changed).any() else 0.0)
             out.append(st)
         return out
-
-    @staticmethod
-    def _quality(clean, degraded, repaired, changed) -> dict[str, float]:
-        from artifacts.metrics.quality import psnr, ssim
-
-        after = psnr(clean, repaired)
-        touched = np.any(repaired != degraded, axis=-1)
-        return {"psnr_before": psnr(clean, degraded), "psnr_after": after, "ssim_after": ssim(clean, repaired),
-                "gain_psnr": min(after, 60.0) - min(psnr(clean, degraded), 60.0),
-                "gain_ssim": ssim(clean, repaired) - ssim(clean, degraded),
-                "collateral": float(touched[~changed].mean()) if (~changed).any() else 0.0}
-
-    def baselines(self, samples: list[RepairSample], n_boot: int) -> dict[str, Any]:
-        import json
-
-        from artifacts.io import load_image
-        from artifacts.restoration.inpaint import inpaint
-
-        stats = []
-        for s in samples:
-            st = {"name": s.name, "kind": s.kind, "severity": s.severity, "psnr_before": s.psnr, "status": "error"}
-            if "heatmap" in s.extra and np.isfinite(s.psnr):
-                clean, degraded = load_image(s.clean).pixels, load_image(s.image).pixels
-                heat = load_image(s.extra["heatmap"]).pixels[..., 0].astype(np.float32) / 65535.0
-                thr = json.loads(Path(s.extra["detection"]).read_text())["threshold"]
-                region = _grow(heat >= thr, 2)
-                fixed = inpaint(degraded, region, "telea") if region.any() and not region.all() else degraded
-                st.update(self._quality(clean, degraded, fixed, load_image(s.mask).pixels[..., 0] > 127))
-                st.update(status="ok", repaired=float(region.mean()))
-            stats.append(st)
-        return {"telea": self.summarise(stats, n_boot=n_boot)}
 
     def summarise(self, stats: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
         ok = [st for st in stats if "gain_psnr" in st]
@@ -115,6 +90,7 @@ class RefRepairAdapter(ViewsAdapter):
         return {**summary, **grouped(ok, _group, n_boot, seed)}
 
     picture = None  # the table says it (no curves, unlike the view metric's evaluation)
+    baselines = None  # the baseline is a model (see default_models), not the view metric's baselines
 
     @staticmethod
     def format(result: dict[str, Any]) -> str:
@@ -124,9 +100,7 @@ class RefRepairAdapter(ViewsAdapter):
                  "ground truth); gains against the clean view, mean over views, 95 % bootstrap intervals",
                  "", f"{'':24}{'PSNR before':>12}{'PSNR after':>12}{'PSNR gain (dB)':>24}{'SSIM gain':>11}"
                      f"{'repaired':>10}{'collateral':>12}"]
-        rows = [(m, e["clean"]) for m, e in result["models"].items()]
-        rows += [(f"{b} (baseline)", s) for b, s in result.get("baselines", {}).items()]
-        for model, c in rows:
+        for model, c in ((m, e["clean"]) for m, e in result["models"].items()):
             n = c["counts"]
             lines.append(f"== {model} ==  ({n['ok']}/{n['items']} views)")
             groups = [("all", c["all"]), ("tuning kinds", c.get("tuning_kinds")),
@@ -136,18 +110,11 @@ class RefRepairAdapter(ViewsAdapter):
             for label, g in groups:
                 if g and g["n"]:
                     lines.append(f"{label:<24}{g['psnr_before']:>12.2f}{g['psnr_after']:>12.2f}"
-                                 f"{_fmt_ci(g['gain_psnr']):>24}{g['gain_ssim']:>11.4f}{g['repaired']:>10.3f}"
+                                 f"{fmt_metric(g['gain_psnr'], ci_digits=2):>24}{g['gain_ssim']:>11.4f}{g['repaired']:>10.3f}"
                                  f"{g['collateral']:>12.4f}")
         lines.append("repaired: fraction of the view the repair replaced; collateral: fraction of the pixels the "
                      "generator left unchanged that the repair changed")
         return "\n".join(lines)
-
-
-def _grow(mask: np.ndarray, px: int) -> np.ndarray:
-    import cv2
-
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), k) > 0
 
 
 def _group(group: list[dict], n_boot: int, seed: int) -> dict[str, Any]:
@@ -162,8 +129,3 @@ def _group(group: list[dict], n_boot: int, seed: int) -> dict[str, Any]:
     return {"n": len(group), "gain_psnr": {"value": float(gain.mean()),
                                            "ci": None if interval is None else [float(v) for v in interval]}, **mean}
 
-
-def _fmt_ci(m) -> str:
-    from artifacts.eval.runner import fmt_metric
-
-    return fmt_metric(m, ci_digits=2)

@@ -76,7 +76,7 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
             entry["sweep"][p.name] = adapter.summarise(adapter.stats(perturbed, dets), n_boot=0)
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         result["models"][detector.model_id] = entry
-    if hasattr(adapter, "baselines"):
+    if getattr(adapter, "baselines", None) is not None:
         if progress:
             print(f"  baselines: {len(samples)} items", flush=True)
         result["baselines"] = adapter.baselines(samples, n_boot)

@@ -60,6 +60,17 @@ def fit_map(array: np.ndarray, shape: tuple[int, int], what: str, resize: bool, 
     return out > 0.5 if a.dtype == bool else out
 
 
+def grow_mask(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` (H,W bool) grown by ``px`` pixels with a disk: the one dilation restorers use."""
+    mask = np.asarray(mask, bool)
+    if px <= 0 or not mask.any():
+        return mask
+    import cv2
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask.astype(np.uint8), k) > 0
+
+
 def make_input(image, *, mask=None, heatmap=None, threshold: float | None = None, refs=(),
                resize_mask: bool = False) -> RestoreInput:
     """A :class:`RestoreInput` from API arguments: ``image`` anything :func:`artifacts.io.as_images`
@@ -118,8 +129,9 @@ def load_restore_item(item, *, resize_mask: bool = False) -> RestoreInput:
     threshold = None
     if "detection" in item.files:  # a detection run's result: its operating threshold goes with the heatmap
         import json
+        from pathlib import Path
 
-        threshold = json.loads(open(item.files["detection"]).read()).get("threshold")
+        threshold = json.loads(Path(item.files["detection"]).read_text()).get("threshold")
     inp = make_input(item.files["image"], mask=item.files.get("mask"), heatmap=item.files.get("heatmap"),
                      threshold=threshold, refs=tuple(item.files[r] for r in roles), resize_mask=resize_mask)
     if "heatmap" in item.files:
@@ -151,13 +163,7 @@ class Restorer(Model):
             thr = thr if thr is not None else (inp.threshold if inp.threshold is not None else 0.5)
             mask = inp.heatmap >= thr
             inp.meta["threshold"] = float(thr)
-        dilate = int(getattr(self.config, "dilate", 0) or 0)
-        if mask is not None and dilate > 0 and mask.any():
-            import cv2
-
-            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
-            mask = cv2.dilate(mask.astype(np.uint8), k) > 0
-        return mask
+        return None if mask is None else grow_mask(mask, int(getattr(self.config, "dilate", 0) or 0))
 
     def restore_batch(self, inputs: list[RestoreInput]) -> list[Restoration]:
         out = []

@@ -63,6 +63,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from artifacts.restoration.base import grow_mask
+
 
 @dataclass
 class RefRepairConfig:
@@ -247,7 +249,6 @@ def _region_stats(viewf: np.ndarray, c: _Content, cfg: RefRepairConfig) -> list[
     n, lab, st, _ = cv2.connectedComponentsWithStats(c.bad.astype(np.uint8), connectivity=8)
     h, w = c.bad.shape
     r = max(int(cfg.ring), 1)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     d_fused = np.abs(viewf - c.fused).mean(-1)
     d_fill = np.abs(viewf - c.fill).mean(-1)
     out = []
@@ -255,7 +256,7 @@ def _region_stats(viewf: np.ndarray, c: _Content, cfg: RefRepairConfig) -> list[
         x, y, bw, bh = st[i, :4]
         sl = (slice(max(y - r, 0), min(y + bh + r, h)), slice(max(x - r, 0), min(x + bw + r, w)))
         comp = lab[sl] == i
-        ring = (cv2.dilate(comp.astype(np.uint8), k) > 0) & ~c.bad[sl]
+        ring = grow_mask(comp, r) & ~c.bad[sl]
         df = d_fused[sl]
         out.append({"slice": sl, "mask": comp, "area": int(comp.sum()),
                     "ring": float(df[ring].mean()) if ring.any() else float("inf"),
@@ -303,10 +304,7 @@ def _region(amap: np.ndarray, cfg: RefRepairConfig) -> np.ndarray:
         small = small[small > 0]
         if small.size:
             bad[np.isin(lab, small)] = 0
-    if cfg.dilate > 0 and bad.any():
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.dilate + 1, 2 * cfg.dilate + 1))
-        bad = cv2.dilate(bad, k)
-    return bad.astype(bool)
+    return grow_mask(bad.astype(bool), cfg.dilate)
 
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -330,9 +328,7 @@ def _feather(bad: np.ndarray, sigma: float) -> np.ndarray:
 
     if sigma <= 0:
         return bad.astype(np.float32)
-    r = int(np.ceil(2 * sigma))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    grown = cv2.dilate(bad.astype(np.uint8), k).astype(np.float32)
+    grown = grow_mask(bad, int(np.ceil(2 * sigma))).astype(np.float32)
     w = cv2.GaussianBlur(grown, (0, 0), sigma)
     w = np.maximum(w, bad.astype(np.float32))
     w[w < 1e-3] = 0
