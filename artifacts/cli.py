@@ -183,8 +183,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from artifacts.registry import default_model
     from artifacts.train import train
 
-    result = train(args.task, args.model or default_model(args.task), args.out, n=args.n, seed=args.seed,
-                   progress=not args.quiet, **_overrides(args.set))
+    # recipe options, passed only when given (each recipe has its own defaults and rejects the rest)
+    options = {k: v for k, v in (("n", args.n), ("seed", args.seed), ("data", args.data), ("epochs", args.epochs))
+               if v is not None}
+    result = train(args.task, args.model or default_model(args.task), args.out, progress=not args.quiet,
+                   **options, **_overrides(args.set))
     print(json.dumps(result, indent=1))
     return 0
 
@@ -214,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "A rerun skips what is done; a killed run resumes.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    d.add_argument("task", help="detection task: manipulation or views (synthetic, dmri as they land)")
+    d.add_argument("task", help="detection task: manipulation, synthetic or views (dmri as it lands)")
     d.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (views: the novel views)")
     d.add_argument("--refs", nargs="+", metavar="REF", help="views: the reference (input/training) views of the "
                    "scene, files or folders; a view is never its own reference")
@@ -286,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Detections are cached in OUT/store (resumable); the table is printed and OUT/eval.json written.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("task", help="task: manipulation, views, sr or refrepair")
+    e.add_argument("task", help="task: manipulation, synthetic, xaigd (synthetic models on X-AIGD parquet), views, sr or refrepair")
     e.add_argument("--data", required=True, help="dataset folder or JSON list (views: a scene folder)")
     e.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all usable offline)")
     e.add_argument("-o", "--out", help="output folder (default: artifacts-eval/<dataset name>)")
@@ -315,12 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="train a model (or calibrate a training-free one) on seeded synthetic data")
-    t.add_argument("task", help="task, e.g. manipulation")
+    t = sub.add_parser("train", help="train a model, or calibrate a training-free one (data: the task's split list)")
+    t.add_argument("task", help="task, e.g. manipulation or synthetic")
     t.add_argument("--model", help="model name (default: the task's default)")
     t.add_argument("-o", "--out", required=True, help="folder for the weights/calibration file and its record")
-    t.add_argument("--n", type=int, default=400, help="number of synthetic images (default 400)")
-    t.add_argument("--seed", type=int, default=10_000, help="first generator seed (default 10000)")
+    t.add_argument("--n", type=int, help="manipulation: number of synthetic images (default 400)")
+    t.add_argument("--seed", type=int, help="random seed (manipulation: first generator seed, default 10000)")
+    t.add_argument("--data", help="synthetic: training folder in a 0_real/1_fake (ForenSynths, GenImage) layout "
+                                  "(default: the split list's training data)")
+    t.add_argument("--epochs", type=int, help="learned models: training epochs (default: the recipe's)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

@@ -248,7 +248,18 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             page.locator("#m_run").click()
             expect(page.get_by_text("not-an-image.png: not a recognised image format")).to_be_visible()
 
-            # 2. novel views
+            # 2. synthetic: a real photo whose PNG text claims generation: a content score, and apart
+            # from it the provenance record with the settings the file carries
+            t = time.monotonic()
+            page.get_by_role("tab", name="Synthetic").click()
+            upload("s_file", ex.tagged)
+            page.locator("#s_run").click()
+            expect(page.locator("#s_score")).to_contain_text("threshold")
+            expect(page.locator("#s_prov")).to_contain_text("generation settings")
+            timings["synthetic"] = time.monotonic() - t
+            shot("synthetic")
+
+            # 3. novel views
             t = time.monotonic()
             page.get_by_role("tab", name="Novel views").click()
             upload("v_file", ex.view)
@@ -259,7 +270,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             timings["views"] = time.monotonic() - t
             shot("views")
 
-            # 3. restoration: super-resolution (sr/span, x4), then inpainting with a mask
+            # 4. restoration: super-resolution (sr/span, x4), then inpainting with a mask
             t = time.monotonic()
             page.get_by_role("tab", name="Restoration").click()
             upload("r_file", ex.small)
@@ -275,7 +286,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             timings["restoration"] = time.monotonic() - t
             shot("restoration")
 
-            # 4. batch: a folder outside the root is refused; a zip upload runs and gives the report
+            # 5. batch: a folder outside the root is refused; a zip upload runs and gives the report
             t = time.monotonic()
             page.get_by_role("tab", name="Batch").click()
             page.locator("#b_folder textarea, #b_folder input").first.fill("../inputs")
@@ -302,7 +313,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
     external = [u for u in requests if not _is_local(u)]
     assert external == [], f"the page requested external URLs: {external}"
     assert net_log.read_text() == "", f"the app's process tried to reach the network:\n{net_log.read_text()}"
-    for name in ("manipulation", "views", "restoration", "batch"):
+    for name in ("manipulation", "synthetic", "views", "restoration", "batch"):
         assert (tmp_path / f"tab-{name}.png").stat().st_size > 10_000
 
 

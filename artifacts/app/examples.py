@@ -1,7 +1,7 @@
 """Example inputs the app offers out of the box, written at startup from photos that ship with
 scikit-image (no download): a generated splice with its mask, a novel view with references, small
-photos for super-resolution, inpainting (with a mask) and reference-guided repair, and a zip
-for the batch tab."""
+photos for super-resolution, inpainting (with a mask) and reference-guided repair, a real photo
+whose PNG text claims it was generated (provenance vs content), and a zip for the batch tab."""
 from __future__ import annotations
 
 import zipfile
@@ -21,6 +21,7 @@ class Examples:
     inpaint_image: str = ""
     inpaint_mask: str = ""
     batch_zip: str = ""
+    tagged: str = ""
 
 
 def _save(path: Path, pixels: np.ndarray) -> str:
@@ -35,6 +36,19 @@ def _resize(pixels: np.ndarray, side: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(pixels).resize((side, side), Image.LANCZOS))
+
+
+def _tagged_png(path: Path, pixels: np.ndarray) -> str:
+    """A real photo saved as PNG with a Stable Diffusion WebUI-style ``parameters`` text chunk: the
+    provenance record reads the claim from the file, the content score judges the pixels apart."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a photo of a cat on a blanket\nNegative prompt: blurry\n"
+                  "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 451x300, Model: example")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, pnginfo=info)
+    return str(path)
 
 
 def write_examples(root: str | Path) -> Examples:
@@ -64,6 +78,8 @@ def write_examples(root: str | Path) -> Examples:
     damaged[mask > 0] = (255, 0, 255)
     ex.inpaint_image = _save(root / "restore" / "damaged.png", damaged)
     ex.inpaint_mask = _save(root / "restore" / "damaged_mask.png", mask)
+
+    ex.tagged = _tagged_png(root / "synthetic" / "tagged-real-photo.png", cat)
 
     ex.batch_zip = str(root / "batch-example.zip")
     with zipfile.ZipFile(ex.batch_zip, "w") as zf:

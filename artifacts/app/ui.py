@@ -32,16 +32,16 @@ import artifacts  # noqa: E402
 from artifacts.app.safety import safe_extract_zip, resolve_under_root  # noqa: E402
 
 RESTORE_TASKS = ("sr", "inpaint", "refrepair")
-BATCH_TASKS = ("manipulation", "views", "sr", "inpaint", "refrepair")
+BATCH_TASKS = ("manipulation", "synthetic", "views", "sr", "inpaint", "refrepair")
 MAX_FILE_SIZE = "200mb"
 FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 HEADER = """# Artifacts
 Find artifacts in images and repair them, with the same models as the `artifacts` command and Python API.
-**Manipulation** and **Novel views** detect; **Restoration** repairs (super-resolution, inpainting,
-reference-guided repair); **Batch** runs any task over a folder or a zip and writes the usual report.
-dMRI artifact detection and synthetic-image detection are not in the toolkit yet, so they have no tab.
+**Manipulation**, **Synthetic** (AI-generated images) and **Novel views** detect; **Restoration** repairs
+(super-resolution, inpainting, reference-guided repair); **Batch** runs any task over a folder or a zip
+and writes the usual report. dMRI artifact detection is not in the toolkit yet, so it has no tab.
 Nothing leaves this machine: no analytics, no web fonts, no downloads."""
 
 def theme():
@@ -105,6 +105,7 @@ def _write(files: dict[str, bytes], prefix: str) -> list[str]:
 
 # -- detection (manipulation, views) -----------------------------------------------------------
 VERDICTS = {"manipulation": ("likely manipulated", "no manipulation found at this threshold"),
+            "synthetic": ("likely AI-generated", "no sign of generation found at this threshold"),
             "views": ("likely artifacts in this view", "no artifacts found at this threshold")}
 
 
@@ -139,6 +140,35 @@ def run_manipulation(image_path, model: str, opacity: float):
         image = artifacts.load_image(image_path)  # decoded once: shown and detected
         det = _model(model).detect(image)
     return _detection_outputs(det, _display(image), opacity, "manipulation", "manipulation")
+
+
+def _provenance_text(det) -> str:
+    """What the file says about itself, apart from the content score; and the input warnings."""
+    prov = det.meta.get("provenance") or {}
+    lines = ["**Provenance** (what the file itself says; not part of the score):",
+             f"- container {prov.get('format') or '?'}"
+             + (f", JPEG quality ~{prov['jpeg_quality']}" if prov.get("jpeg_quality") else "")]
+    gen = prov.get("generation") or {}
+    if gen.get("found"):
+        lines.append(f"- generation settings in the file: {gen.get('tool') or 'yes'}"
+                     + (f", prompt \"{gen['prompt'][:120]}\"" if gen.get("prompt") else ""))
+    c2pa = prov.get("c2pa") or {}
+    if c2pa.get("present"):
+        lines.append("- C2PA manifest present (not cryptographically validated)")
+    for key in ("exif", "xmp"):
+        if (prov.get(key) or {}).get("present"):
+            lines.append(f"- {key.upper()} present")
+    lines += [f"- warning: {w}" for w in det.meta.get("warnings") or []]
+    return "\n".join(lines)
+
+
+def run_synthetic(image_path, model: str, opacity: float):
+    _need(image_path, "an image")
+    with _user_errors():
+        image = artifacts.load_image(image_path)
+        det = _model(model).detect(image)
+    out = _detection_outputs(det, _display(image), opacity, "synthetic", "synthetic")
+    return (*out[:3], _provenance_text(det), *out[3:])
 
 
 def run_views(view_path, ref_paths, model: str, opacity: float):
@@ -242,6 +272,30 @@ def build_app(root: str | os.PathLike = ".", examples_dir: str | os.PathLike | N
             m_run.click(run_manipulation, [m_file, m_model, m_opacity],
                         [m_in, m_over, m_score, m_cats, m_files, m_state], **busy)
             m_opacity.change(_overlay, [m_state, m_opacity], m_over)
+
+        with gr.Tab("Synthetic", id="synthetic"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    s_file = gr.File(label="Image", file_types=["image"], type="filepath", elem_id="s_file")
+                    s_model = gr.Dropdown(_models("synthetic"), value=_default("synthetic"), label="Model")
+                    s_opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Heatmap opacity")
+                    s_run = gr.Button("Detect", variant="primary", elem_id="s_run")
+                    gr.Examples([[ex.tagged]], inputs=[s_file],
+                                label="A real photo whose PNG text claims it was generated")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        s_in = gr.Image(label="Input", format="png", interactive=False)
+                        s_over = gr.Image(label="Heatmap overlay (where the model has one)", format="png",
+                                          interactive=False, elem_id="s_over")
+                    s_score = gr.Markdown(elem_id="s_score")
+                    s_prov = gr.Markdown(elem_id="s_prov")
+                    s_cats = gr.Label(label="Per-component scores (fusion)", show_heading=False)
+                    s_files = gr.File(label="Downloads: detection.json (with the provenance record)",
+                                      file_count="multiple")
+            s_state = gr.State()
+            s_run.click(run_synthetic, [s_file, s_model, s_opacity],
+                        [s_in, s_over, s_score, s_prov, s_cats, s_files, s_state], **busy)
+            s_opacity.change(_overlay, [s_state, s_opacity], s_over)
 
         with gr.Tab("Novel views", id="views"):
             with gr.Row():

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from artifacts.datasets.iml import IMLSample, read_iml
-from artifacts.metrics import THRESHOLDS, average_precision, bootstrap_ci, pixel_scores, roc_auc, scores_from_counts, threshold_counts
+from artifacts.eval.scores import fmt as _fmt
+from artifacts.eval.scores import FIXED, I_FIXED, image_summary
+from artifacts.eval.scores import metric as _metric
+from artifacts.metrics import THRESHOLDS, bootstrap_ci, pixel_scores, roc_auc, scores_from_counts, threshold_counts
 
-FIXED = 0.5
-I_FIXED = int(np.flatnonzero(THRESHOLDS == FIXED)[0])
 
 
 class ManipulationAdapter:
@@ -50,27 +51,20 @@ class ManipulationAdapter:
 
     def perturb(self, samples: list[IMLSample], p, folder: Path) -> list[IMLSample]:
         """Perturbed copies (written once, reused) with masks resized along when needed."""
-        from artifacts.io import load_image, save_image
+        from artifacts.eval.robustness import perturbed_path, write_perturbed
+        from artifacts.io import save_image
 
         folder.mkdir(parents=True, exist_ok=True)
         out = []
         for i, s in enumerate(samples):
-            stem = f"{i:05d}_{Path(s.image).stem}"
-            image = folder / f"{stem}.{'jpg' if p.kind == 'jpeg' else 'png'}"
-            mask = None if s.mask is None else folder / f"{stem}_gt.png"
+            stem = folder / f"{i:05d}_{Path(s.image).stem}"
+            image = perturbed_path(stem, p)
+            mask = None if s.mask is None else stem.with_name(stem.name + "_gt.png")
             if not image.exists() or (mask is not None and not mask.exists()):
-                src = load_image(s.image)
-                pixels, encoded = p.apply(src.pixels, seed_text=s.name)
+                src_shape, new_shape = write_perturbed(s.image, p, image, seed_text=s.name)
                 if mask is not None:
-                    save_image(mask, s.load_mask(src.pixels.shape[:2], resize=self.resize_masks)
-                               if pixels.shape[:2] == src.pixels.shape[:2]
-                               else _resized_mask(s, src.pixels.shape[:2], pixels.shape[:2], self.resize_masks))
-                if encoded is not None:
-                    tmp = image.with_suffix(".tmp")
-                    tmp.write_bytes(encoded)
-                    tmp.replace(image)
-                else:
-                    save_image(image, pixels)
+                    save_image(mask, s.load_mask(src_shape, resize=self.resize_masks) if new_shape == src_shape
+                               else _resized_mask(s, src_shape, new_shape, self.resize_masks))
             out.append(IMLSample(str(image), None if mask is None else str(mask), s.name))
         return out
 
@@ -130,20 +124,11 @@ class ManipulationAdapter:
                 "auc": _metric(aucs.mean(), ci(len(aucs), lambda i: aucs[i].mean())) if aucs.size else None,
             }
         img = [st for st in stats if st["score"] is not None]
-        y = np.array([st["tampered"] for st in img], bool)
-        s = np.array([st["score"] for st in img], float)
-        if img and y.any() and not y.all():
-            acc = (s[:, None] >= THRESHOLDS[None, :]) == y[:, None]  # (n, thresholds)
-            t_acc = int(np.argmax(acc.mean(0)))
-            summary["image"] = {
-                "n_tampered": int(y.sum()), "n_authentic": int((~y).sum()),
-                "auc": _metric(roc_auc(s, y), ci(len(s), lambda i: roc_auc(s[i], y[i]))),
-                "ap": _metric(average_precision(s, y), ci(len(s), lambda i: average_precision(s[i], y[i]))),
-                "accuracy_fixed": _metric(acc[:, I_FIXED].mean(), ci(len(s), lambda i: acc[i, I_FIXED].mean())),
-                "accuracy_best": _metric(acc[:, t_acc].mean(),
-                                         ci(len(s), lambda i: acc[i, int(np.argmax(acc[i].mean(0)))].mean())),
-                "best_threshold": float(THRESHOLDS[t_acc]),
-            }
+        image = image_summary(np.array([st["tampered"] for st in img], bool),
+                              np.array([st["score"] for st in img], float), n_boot=n_boot, seed=seed)
+        if image:
+            image["n_tampered"], image["n_authentic"] = image.pop("n_positive"), image.pop("n_negative")
+            summary["image"] = image
         return summary
 
     # -- text ----------------------------------------------------------------------------
@@ -187,16 +172,6 @@ def _resized_mask(s: IMLSample, src_shape, new_shape, resize_masks: bool) -> np.
 
     mask = s.load_mask(src_shape, resize=resize_masks).astype(np.uint8)
     return cv2.resize(mask, (new_shape[1], new_shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-
-
-def _metric(value, interval) -> dict[str, Any]:
-    return {"value": float(value), "ci": None if interval is None else [float(interval[0]), float(interval[1])]}
-
-
-def _fmt(m) -> str:
-    from artifacts.eval.runner import fmt_metric
-
-    return fmt_metric(m)
 
 
 def _val(summary, part, key) -> str:

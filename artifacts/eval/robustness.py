@@ -55,6 +55,33 @@ SWEEP = (
 )
 
 
+def perturbed_path(stem, p: Perturbation):
+    """Where the perturbed copy of an image goes: ``<stem>.jpg`` for JPEG perturbations, else ``.png``."""
+    from pathlib import Path
+
+    stem = Path(stem)
+    return stem.with_name(stem.name + (".jpg" if p.kind == "jpeg" else ".png"))
+
+
+def write_perturbed(src, p: Perturbation, dest, *, seed_text: str = "") -> tuple[tuple, tuple]:
+    """Write the perturbed copy of image file ``src`` to ``dest`` (atomically; JPEG perturbations
+    as the encoded JPEG bytes); returns the (H, W) of the source and of the copy."""
+    from pathlib import Path
+
+    from artifacts.io import load_image, save_image
+
+    src_pixels = load_image(src).pixels
+    pixels, encoded = p.apply(src_pixels, seed_text=seed_text)
+    dest = Path(dest)
+    if encoded is not None:
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_bytes(encoded)
+        tmp.replace(dest)
+    else:
+        save_image(dest, pixels)
+    return tuple(src_pixels.shape[:2]), tuple(pixels.shape[:2])
+
+
 def parse_sweep(text: str | None) -> tuple[Perturbation, ...]:
     """``"jpeg90,blur1,resize0.5"`` -> perturbations; None or ``"default"`` -> :data:`SWEEP`."""
     if text in (None, "", "default"):

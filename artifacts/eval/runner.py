@@ -20,7 +20,9 @@ from artifacts.engine.items import Item, hash_item, result_key
 ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter",
             "views": "artifacts.eval.views:ViewsAdapter",
             "sr": "artifacts.eval.sr:SRAdapter",
-            "refrepair": "artifacts.eval.refrepair:RefRepairAdapter"}
+            "refrepair": "artifacts.eval.refrepair:RefRepairAdapter",
+            "synthetic": "artifacts.eval.synthetic:SyntheticAdapter",
+            "xaigd": "artifacts.eval.xaigd:XAIGDAdapter"}
 
 
 def get_adapter(task: str, **options: Any):

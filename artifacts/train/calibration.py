@@ -40,7 +40,7 @@ def as_stored(pixels: np.ndarray, encoding: str | None, rng: np.random.Generator
     return load_image(encode_image(pixels, ".jpg", quality=int(rng.integers(*JPEG_QUALITY))))
 
 
-def calibrate(info, out: str, *, n: int = 160, seed: int = 10_000, progress: bool = True, **overrides: Any) -> dict:
+def calibrate(info, out: str, *, n: int = 400, seed: int = 10_000, progress: bool = True, **overrides: Any) -> dict:
     from tqdm.auto import tqdm
 
     from artifacts.datasets.manipulation import GeneratorConfig, authentic, generate

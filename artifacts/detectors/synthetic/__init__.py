@@ -1,0 +1,1 @@
+"""Synthetic / AI-generated image detection: SAFE, training-free detectors, provenance."""
