@@ -129,7 +129,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sweep = parse_sweep(args.sweep) if args.robustness or args.sweep else ()
     # task-specific options, passed only when given (an adapter rejects what it does not know)
     options = {k: v for k, v in (("resize_masks", args.resize_masks or None), ("split", args.split),
-                                 ("kinds", args.kinds and args.kinds.split(","))) if v is not None}
+                                 ("kinds", args.kinds and args.kinds.split(",")),
+                                 ("match_size", args.match_size), ("side", args.side)) if v is not None}
     try:
         get_adapter(args.task, **options)
     except TypeError as exc:
@@ -301,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("eval", "tune"), help="views, refrepair: the evaluated views (default) or "
                    "the tuning views")
     e.add_argument("--kinds", help="views, refrepair: comma-separated degradation kinds (default: all)")
+    e.add_argument("--match-size", choices=("none", "crop", "resize"), help="synthetic: size-match both classes: "
+                   "centre-crop to SIDE x SIDE, or resize to a SIDE short side (default none: files as they are)")
+    e.add_argument("--side", type=int, help="synthetic: the side for --match-size (default 512)")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (default)")
     e.add_argument("--workers", type=int, help="decoding threads")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")

@@ -59,7 +59,7 @@ def test_adapter_summary_and_sweep(tmp_path):
         _touch(tmp_path, rel)
     adapter = SyntheticAdapter()
     samples = adapter.read(str(tmp_path))
-    assert adapter.describe(samples) == {"fake": 2, "real": 2}
+    assert {k: adapter.describe(samples)[k] for k in ("fake", "real", "left_out_too_small")} == {"fake": 2, "real": 2, "left_out_too_small": []}
     scores = {"0_real/r1.png": 0.1, "0_real/r2.png": 0.6, "1_fake/a__f1.png": 0.9, "1_fake/b__f2.png": 0.4}
     dets = [Detection(score=scores[s.name], meta={"provenance": {"generation": {"found": s.name.endswith("f1.png")}}})
             for s in samples]
@@ -90,3 +90,25 @@ def test_shared_sets_read():
     assert sum(s.fake for s in train) == 131 and sum(not s.fake for s in train) == 92
     assert sum(s.fake for s in dev) == 15 and sum(not s.fake for s in dev) == 20
     assert {s.source for s in train if s.fake} == {"sd1_compvis", "ldm_compvis", "kolors", "sd2_stability"}
+
+
+def test_size_matching(tmp_path):
+    from artifacts.io import load_image, save_image
+
+    data = tmp_path / "data"
+    (data / "0_real").mkdir(parents=True)
+    (data / "1_fake").mkdir()
+    save_image(data / "0_real" / "big.jpg", np.full((300, 400, 3), 90, np.uint8))
+    save_image(data / "0_real" / "tiny.png", np.full((40, 50, 3), 90, np.uint8))
+    save_image(data / "1_fake" / "f.png", np.full((120, 120, 3), 90, np.uint8))
+    crop = SyntheticAdapter(match_size="crop", side=100)
+    samples = crop.read(str(data), tmp_path / "work")
+    assert [load_image(s.image).pixels.shape[:2] for s in samples] == [(100, 100), (100, 100)]
+    assert crop.describe(samples)["left_out_too_small"] == ["0_real/tiny.png"]
+    assert all(s.image.endswith(".png") for s in samples)
+    resize = SyntheticAdapter(match_size="resize", side=60)
+    shapes = [load_image(s.image).pixels.shape[:2] for s in resize.read(str(data), tmp_path / "work")]
+    assert shapes == [(60, 80), (60, 75), (60, 60)]
+    assert "short side" in resize.describe([])["size_policy"]
+    with pytest.raises(ValueError, match="match_size"):
+        SyntheticAdapter(match_size="pad")

@@ -7,6 +7,13 @@ data: optimistic, labelled so), each with a 95 % bootstrap interval over images;
 real images. Provenance is reported apart from the content score: how many inputs carried a
 generation record (PNG text chunks, C2PA, XMP) and how many drew input warnings. The robustness
 sweep re-encodes or blurs both classes alike (:mod:`artifacts.eval.robustness`).
+
+Size confounds (e.g. every fake 559x559, every real photo larger) are handled openly with
+``match_size``: ``none`` (the files as they are), ``crop`` (both classes centre-cropped to the
+same ``side`` x ``side``; images smaller than that are left out and counted) or ``resize`` (both
+classes resized, area interpolation, to the same short side ``side``). Matched copies are
+written losslessly as PNG (the container then says PNG for both classes alike); the policy is
+recorded with every result.
 """
 from __future__ import annotations
 
@@ -21,16 +28,65 @@ from artifacts.eval.scores import fmt, image_summary
 from artifacts.metrics import roc_auc
 
 
+MATCH_SIZE = ("none", "crop", "resize")
+
+
 class SyntheticAdapter:
     task = "synthetic"
 
-    def read(self, data: str, work: Path | None = None) -> list[SIDSample]:
-        return read_sid(data)
+    def __init__(self, match_size: str = "none", side: int = 512):
+        if match_size not in MATCH_SIZE:
+            raise ValueError(f"match_size must be one of {', '.join(MATCH_SIZE)}, got {match_size!r}")
+        if side < 32:
+            raise ValueError(f"side must be at least 32 px, got {side}")
+        self.match_size, self.side = match_size, int(side)
+        self.skipped: list[str] = []
 
-    @staticmethod
-    def describe(samples: list[SIDSample]) -> dict[str, int]:
+    def read(self, data: str, work: Path | None = None) -> list[SIDSample]:
+        samples = read_sid(data)
+        if self.match_size == "none":
+            return samples
+        return self._matched(samples, Path(work or ".") / f"matched-{self.match_size}{self.side}")
+
+    def _matched(self, samples: list[SIDSample], folder: Path) -> list[SIDSample]:
+        """Size-matched lossless copies (written once, reused); too-small images are left out."""
+        import cv2
+
+        from artifacts.io import image_info, load_image, save_image
+
+        out = []
+        for i, s in enumerate(samples):
+            dest = folder / f"{i:05d}_{Path(s.image).stem}.png"
+            if not dest.exists():
+                w, h = image_info(s.image)["size"]
+                if self.match_size == "crop" and min(w, h) < self.side:
+                    self.skipped.append(s.name)
+                    continue
+                px = load_image(s.image).pixels
+                if self.match_size == "crop":
+                    y, x = (px.shape[0] - self.side) // 2, (px.shape[1] - self.side) // 2
+                    px = px[y:y + self.side, x:x + self.side]
+                else:
+                    f = self.side / min(px.shape[:2])
+                    px = cv2.resize(px, (max(1, round(px.shape[1] * f)), max(1, round(px.shape[0] * f))),
+                                    interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+                folder.mkdir(parents=True, exist_ok=True)
+                save_image(dest, px)
+            out.append(dataclasses.replace(s, image=str(dest)))
+        if not out:
+            raise ValueError(f"no image is at least {self.side} px on its short side")
+        return out
+
+    @property
+    def policy(self) -> str:
+        return {"none": "files as they are (native size and container)",
+                "crop": f"both classes centre-cropped to {self.side}x{self.side}, stored as PNG",
+                "resize": f"both classes resized to a {self.side} px short side, stored as PNG"}[self.match_size]
+
+    def describe(self, samples: list[SIDSample]) -> dict[str, Any]:
         n_fake = sum(s.fake for s in samples)
-        return {"fake": n_fake, "real": len(samples) - n_fake}
+        return {"fake": n_fake, "real": len(samples) - n_fake, "size_policy": self.policy,
+                "left_out_too_small": list(self.skipped)}
 
     @staticmethod
     def default_models() -> list[str]:
@@ -93,7 +149,10 @@ class SyntheticAdapter:
 
     @staticmethod
     def format(result: dict[str, Any]) -> str:
-        lines = [f"data: {result['data']}  ({result['samples']['fake']} generated, {result['samples']['real']} real); "
+        left_out = result["samples"].get("left_out_too_small") or []
+        lines = [f"data: {result['data']}  ({result['samples']['fake']} generated, {result['samples']['real']} real"
+                 + (f"; {len(left_out)} left out, smaller than the crop" if left_out else "") + "); "
+                 f"size policy: {result['samples'].get('size_policy', '?')}; "
                  f"intervals: 95 % bootstrap over images ({result['bootstrap']} resamples); "
                  "'best' = one threshold chosen on this data (optimistic)"]
         for model, entry in result["models"].items():
