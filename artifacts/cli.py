@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("task", help="task: manipulation, synthetic, xaigd (synthetic models on X-AIGD parquet), views, sr or refrepair")
-    e.add_argument("--data", required=True, help="dataset folder or JSON list (views: a scene folder)")
+    e.add_argument("--data", required=True, help="dataset folder or JSON list (views: a scene folder; synthetic: a "
+                   "0_real/1_fake folder; xaigd: an X-AIGD parquet file or a folder of them)")
     e.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all usable offline)")
     e.add_argument("-o", "--out", help="output folder (default: artifacts-eval/<dataset name>)")
     e.add_argument("--robustness", action="store_true", help="also run the default robustness sweep")

@@ -45,9 +45,9 @@ class ManipulationAdapter:
 
     @staticmethod
     def default_models() -> list[str]:
-        from artifacts.registry import list_models, model_info
+        from artifacts.eval.runner import usable_models
 
-        return [m for m in list_models(task="manipulation") if model_info(m).weight_status() != "missing"]
+        return usable_models("manipulation")
 
     def perturb(self, samples: list[IMLSample], p, folder: Path) -> list[IMLSample]:
         """Perturbed copies (written once, reused) with masks resized along when needed."""

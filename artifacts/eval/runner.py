@@ -34,6 +34,13 @@ def get_adapter(task: str, **options: Any):
     return getattr(importlib.import_module(module), cls)(**options)
 
 
+def usable_models(task: str) -> list[str]:
+    """The models of ``task`` whose weights are found offline (or that need none)."""
+    from artifacts.registry import list_models, model_info
+
+    return [m for m in list_models(task=task) if model_info(m).weight_status() != "missing"]
+
+
 def detections(detector, samples: list, store_dir: Path, *, workers: int | None, progress: bool, desc: str) -> list:
     """Detections of every sample (None for errors), computed through the engine when missing."""
     from artifacts.engine import Store, run_batch

@@ -90,9 +90,9 @@ class SyntheticAdapter:
 
     @staticmethod
     def default_models() -> list[str]:
-        from artifacts.registry import list_models, model_info
+        from artifacts.eval.runner import usable_models
 
-        return [m for m in list_models(task="synthetic") if model_info(m).weight_status() != "missing"]
+        return usable_models("synthetic")
 
     def perturb(self, samples: list[SIDSample], p, folder: Path) -> list[SIDSample]:
         """Perturbed copies, written once and reused."""
