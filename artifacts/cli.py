@@ -97,7 +97,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"{len(items)} items from {args.from_run} ({found} run) -> {task}")
     elif task is None:
         raise ValueError("name the restoration task (inpaint, sr, refrepair) or give --from RUN")
-    name = model_info(args.model).full_name if args.model else default_model(task)
+    name = model_info(args.model, task=task).full_name if args.model else default_model(task)
     if not name.startswith(f"{task}/"):
         raise ValueError(f"model {name} belongs to task {name.split('/')[0]!r}, not {task!r}")
     restorer = create(name, weights=args.weights, device=args.device, **_overrides(args.set))

@@ -36,6 +36,10 @@ BUILTIN_MODULES = (
     "artifacts.detectors.manipulation.ela",
     "artifacts.detectors.manipulation.copymove",
     "artifacts.detectors.manipulation.fusion",
+    "artifacts.detectors.synthetic.spectral",
+    "artifacts.detectors.synthetic.correlation",
+    "artifacts.detectors.synthetic.fusion",
+    "artifacts.detectors.synthetic.safe",
     "artifacts.detectors.views.puzzlesim",
     "artifacts.restoration.sr.backends",
     "artifacts.restoration.inpainters",
@@ -149,11 +153,14 @@ def list_models(task: str | None = None, pattern: str | None = None) -> list[str
     return names
 
 
-def model_info(name: str) -> ModelInfo:
-    """Look a model up by ``task/name`` or by a bare name that is unique across tasks."""
+def model_info(name: str, task: str | None = None) -> ModelInfo:
+    """Look a model up by ``task/name``, by a bare name within ``task`` when given, or by a bare
+    name that is unique across tasks."""
     _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if task is not None and f"{task}/{name}" in _REGISTRY:
+        return _REGISTRY[f"{task}/{name}"]
     matches = [info for info in _REGISTRY.values() if info.name == name]
     if len(matches) == 1:
         return matches[0]

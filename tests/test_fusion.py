@@ -7,7 +7,7 @@ from artifacts.io import encode_image, load_image
 
 @pytest.fixture(scope="module")
 def fusion():
-    return artifacts.create("fusion", device="cpu")
+    return artifacts.create("manipulation/fusion", device="cpu")
 
 
 def _copy_moved():

@@ -76,3 +76,11 @@ def test_third_party_models_register_through_entry_points(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["['manipulation/constant']", "0.75"]
+
+
+def test_bare_name_shared_by_two_tasks():
+    with pytest.raises(KeyError, match="ambiguous"):
+        model_info("fusion")
+    assert model_info("fusion", task="synthetic").full_name == "synthetic/fusion"
+    assert model_info("fusion", task="manipulation").full_name == "manipulation/fusion"
+    assert model_info("noise-residual", task="synthetic").full_name == "manipulation/noise-residual"  # unique elsewhere

@@ -56,7 +56,7 @@ def test_shipped_calibration_is_reproducible(name, tmp_path):
     """Each packaged calibration comes from its recorded command (default settings, the seeds it records)."""
     from artifacts.train import calibration
 
-    info = model_info(name)
+    info = model_info(name, task="manipulation")
     shipped = json.loads(resolve(info.weight_spec()).path.read_text())
     first, last = shipped["fit"]["seeds"][0], shipped["fit"]["held_out_seeds"][1]
     calibration.calibrate(info, str(tmp_path), n=last - first + 1, seed=first, progress=False)

@@ -145,19 +145,18 @@ def run_manipulation(image_path, model: str, opacity: float):
 def _provenance_text(det) -> str:
     """What the file says about itself, apart from the content score; and the input warnings."""
     prov = det.meta.get("provenance") or {}
+    quality = (prov.get("jpeg_quality") or {}).get("estimate")
     lines = ["**Provenance** (what the file itself says; not part of the score):",
-             f"- container {prov.get('format') or '?'}"
-             + (f", JPEG quality ~{prov['jpeg_quality']}" if prov.get("jpeg_quality") else "")]
+             f"- container {prov.get('format') or '?'}" + (f", JPEG quality ~{quality}" if quality else "")]
+    lines += [f"- declares generation: {claim}" for claim in prov.get("declared_by") or []]
     gen = prov.get("generation") or {}
     if gen.get("found"):
-        lines.append(f"- generation settings in the file: {gen.get('tool') or 'yes'}"
-                     + (f", prompt \"{gen['prompt'][:120]}\"" if gen.get("prompt") else ""))
-    c2pa = prov.get("c2pa") or {}
-    if c2pa.get("present"):
+        lines.append(f"- generation settings in the file: {', '.join(gen.get('tools') or [])}")
+    if (prov.get("c2pa") or {}).get("present"):
         lines.append("- C2PA manifest present (not cryptographically validated)")
-    for key in ("exif", "xmp"):
-        if (prov.get(key) or {}).get("present"):
-            lines.append(f"- {key.upper()} present")
+    lines += [f"- {key.upper()} present" for key in ("exif", "xmp") if (prov.get(key) or {}).get("present")]
+    if (prov.get("resampling") or {}).get("resampled"):
+        lines.append(f"- signs of resizing: {prov['resampling'].get('summary', '')}")
     lines += [f"- warning: {w}" for w in det.meta.get("warnings") or []]
     return "\n".join(lines)
 

@@ -166,7 +166,7 @@ def run_batch(
 
     t_start = time.perf_counter()
     if detector is None:
-        name = model_info(model).full_name if model else default_model(task)
+        name = model_info(model, task=task).full_name if model else default_model(task)
         if not name.startswith(f"{task}/"):
             raise ValueError(f"model {name} belongs to task {name.split('/')[0]!r}, not {task!r}")
         detector = create(name, weights=weights, device=device, **overrides)

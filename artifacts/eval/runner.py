@@ -59,9 +59,10 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
              sweep: tuple = (), n_boot: int = 1000, device: str | None = None, workers: int | None = None,
              progress: bool = True, **adapter_options: Any) -> dict[str, Any]:
     """Evaluate ``models`` (default: every model of ``task`` usable offline) on ``data``."""
-    from artifacts.registry import create
+    from artifacts.registry import create, model_info
 
     adapter = get_adapter(task, **adapter_options)
+    model_task = getattr(adapter, "model_task", task)
     if sweep and not hasattr(adapter, "perturb"):
         raise ValueError(f"no robustness sweep for task {task!r}")
     out_dir = Path(out or Path("artifacts-eval") / Path(data).name)
@@ -73,7 +74,7 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
     }
     for name in models or adapter.default_models():
         t0 = time.perf_counter()
-        detector = create(name, device=device)
+        detector = create(model_info(name, task=model_task).full_name, device=device)
         entry = {"weights": detector.weight_id}
         dets = detections(detector, samples, out_dir / "store", workers=workers, progress=progress, desc=name)
         entry["clean"] = adapter.summarise(adapter.stats(samples, dets), n_boot=n_boot)

@@ -55,7 +55,8 @@ def region_labels(region: str) -> tuple[str, ...]:
 
 
 class XAIGDAdapter:
-    task = "xaigd"  # the evaluation's name; the models evaluated are those of the task "synthetic"
+    task = "xaigd"  # the evaluation's name
+    model_task = "synthetic"  # the models evaluated
 
     def __init__(self, resize_masks: bool = False, strict: bool = True):
         self.resize_masks, self.strict = resize_masks, strict
