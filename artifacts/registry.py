@@ -36,6 +36,7 @@ BUILTIN_MODULES = (
     "artifacts.detectors.manipulation.ela",
     "artifacts.detectors.manipulation.copymove",
     "artifacts.detectors.manipulation.fusion",
+    "artifacts.detectors.manipulation.imlvit",
     "artifacts.detectors.synthetic.spectral",
     "artifacts.detectors.synthetic.correlation",
     "artifacts.detectors.synthetic.fusion",
