@@ -11,13 +11,14 @@ import importlib
 from typing import Any
 
 #: recipe name -> "module:function"
-RECIPES = {"calibration": "artifacts.train.calibration:calibrate"}
+RECIPES = {"calibration": "artifacts.train.calibration:calibrate", "safe": "artifacts.train.synthetic:train_safe",
+           "synthetic-calibration": "artifacts.train.synthetic_calibration:calibrate_synthetic"}
 
 
 def train(task: str, model: str, out: str, **kwargs: Any) -> dict[str, Any]:
     from artifacts.registry import model_info
 
-    info = model_info(model)
+    info = model_info(model, task=task)
     if info.task != task:
         raise ValueError(f"model {info.full_name} belongs to task {info.task!r}, not {task!r}")
     recipe = getattr(info.cls, "recipe", None)
