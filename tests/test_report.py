@@ -312,3 +312,13 @@ def test_file_names_from_the_store_never_lead_outside_out(tmp_path):
     assert len(page.rows) == 2 and "leak" not in text and "secret" not in "".join(page.links)
     assert "unsafe file name" in text and "input file not found" in text
     assert {p.name for p in out.iterdir() if not p.name.startswith("artifacts.sqlite")} == {"items", "report", "report.html"}
+
+
+def test_notes_column_shows_provenance_claims_and_warnings(tmp_path):
+    from artifacts.report.cells import notes_cell
+
+    cell = notes_cell({"meta": {"provenance": {"declared_by": ["generation settings: a1111 (PNG tEXt)"]},
+                                "warnings": ["WebP input: never seen <in training>"]}})
+    assert "declares: generation settings: a1111 (PNG tEXt)" in cell
+    assert "warning: WebP input: never seen &lt;in training&gt;" in cell  # escaped
+    assert notes_cell({"meta": {}}) == '<td class="empty"></td>'

@@ -118,7 +118,7 @@ def write_report(
             cells.item_cell(row, len(kinds) > 1), cells.status_cell(row, detection),
             cells.score_cell(row), cells.label_cell(row), cells.model_cell(row),
             cells.categories_cell(row), cells.elements_cell(detection, _threshold(row)),
-            cells.files_cell(row, item_dir), cells.input_cell(row, out, states)]))
+            cells.notes_cell(row), cells.files_cell(row, item_dir), cells.input_cell(row, out, states)]))
     # columns that no row fills (no overlay, no categories, no elements in this store) are left out
     used = [i for i, (name, _, _) in enumerate(page.COLUMNS)
             if name not in page.OPTIONAL or any(page.EMPTY_CELL not in t[2][i] for t in table)]

@@ -149,6 +149,17 @@ def categories_cell(row: dict) -> str:
     return f'<td data-v="{float(ranked[0][1]):.6f}">{"".join(lines)}</td>'
 
 
+def notes_cell(row: dict) -> str:
+    """Claims the file makes about its origin (provenance) and the model's input warnings."""
+    meta = row.get("meta") or {}
+    claims = [f"declares: {c}" for c in (meta.get("provenance") or {}).get("declared_by") or []]
+    warnings = [f"warning: {w}" for w in meta.get("warnings") or []]
+    if not claims and not warnings:
+        return '<td class="empty"></td>'
+    lines = [f'<div>{esc(t)}</div>' for t in claims] + [f'<div class="dim">{esc(t)}</div>' for t in warnings]
+    return f"<td>{''.join(lines)}</td>"
+
+
 def sparkline(values: np.ndarray, threshold: float | None) -> str:
     """Inline SVG of a 1-D score list (max-pooled to at most SPARK_W points); dots at or above the threshold."""
     v = np.asarray(values, dtype=np.float64).ravel()

@@ -19,10 +19,11 @@ COLUMNS = [  # (header, sort type or "" for unsortable, tooltip)
     ("model", "text", "model and weights (hover for config)"),
     ("categories", "num", "per-category scores"),
     ("elements", "num", "per-element scores from detection.json (e.g. per volume); dots at or above the threshold"),
+    ("notes", "text", "what the file says about itself (provenance) and input warnings"),
     ("files", "", "files of this result under items/<key>/"),
     ("source", "", "the input file(s) as recorded in the store"),
 ]
-OPTIONAL = ("overlay", "categories", "elements")  # shown only when some row fills them
+OPTIONAL = ("overlay", "categories", "elements", "notes")  # shown only when some row fills them
 EMPTY_CELL = '<td class="empty"'  # how cells.py starts a cell with nothing to show
 
 CSS = """
