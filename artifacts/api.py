@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from artifacts.registry import create, default_model
+from artifacts.registry import create, default_model, model_info
 
 
 @lru_cache(maxsize=4)
@@ -23,8 +23,9 @@ def detect(x, *, task: str | None = None, model: str | None = None, weights: str
            device: str | None = None, **overrides: Any):
     """Detect artifacts in ``x`` with ``model`` (default: the default model of ``task``, which
     defaults to ``manipulation``)."""
-    detector = _cached(model or default_model(task or "manipulation"), weights, device,
-                       tuple(sorted(overrides.items())))
+    task_ = task or "manipulation"
+    name = model_info(model, task=task_).full_name if model else default_model(task_)
+    detector = _cached(name, weights, device, tuple(sorted(overrides.items())))
     if task is not None and detector.task != task:
         raise ValueError(f"model {detector.model_id} belongs to task {detector.task!r}, not {task!r}")
     return detector.detect(x)
@@ -35,7 +36,8 @@ def restore(x, *, task: str = "sr", model: str | None = None, mask=None, heatmap
     """Restore ``x`` with ``model`` (default: the default model of ``task``: ``sr`` upscales,
     ``inpaint`` fills ``mask`` (or ``heatmap`` >= ``threshold``), ``refrepair`` repairs a novel
     view from ``refs``); returns a :class:`~artifacts.types.Restoration`."""
-    restorer = _cached(model or default_model(task), weights, device, tuple(sorted(overrides.items())))
+    name = model_info(model, task=task).full_name if model else default_model(task)
+    restorer = _cached(name, weights, device, tuple(sorted(overrides.items())))
     if restorer.task != task and model is None:
         raise ValueError(f"model {restorer.model_id} belongs to task {restorer.task!r}, not {task!r}")
     if not hasattr(restorer, "restore"):

@@ -84,3 +84,12 @@ def test_bare_name_shared_by_two_tasks():
     assert model_info("fusion", task="synthetic").full_name == "synthetic/fusion"
     assert model_info("fusion", task="manipulation").full_name == "manipulation/fusion"
     assert model_info("noise-residual", task="synthetic").full_name == "manipulation/noise-residual"  # unique elsewhere
+
+
+def test_api_resolves_bare_names_within_the_task():
+    import numpy as np
+
+    import artifacts
+
+    det = artifacts.detect(np.zeros((80, 80, 3), np.uint8), task="manipulation", model="fusion")
+    assert det.meta["model"] == "manipulation/fusion"

@@ -61,7 +61,7 @@ def test_adapter_summary_and_sweep(tmp_path):
     samples = adapter.read(str(tmp_path))
     assert {k: adapter.describe(samples)[k] for k in ("fake", "real", "left_out_too_small")} == {"fake": 2, "real": 2, "left_out_too_small": []}
     scores = {"0_real/r1.png": 0.1, "0_real/r2.png": 0.6, "1_fake/a__f1.png": 0.9, "1_fake/b__f2.png": 0.4}
-    dets = [Detection(score=scores[s.name], meta={"provenance": {"generation": {"found": s.name.endswith("f1.png")}}})
+    dets = [Detection(score=scores[s.name], meta={"provenance": {"declared_generated": s.name.endswith("f1.png")}})
             for s in samples]
     dets[0] = None  # an error is counted, not scored
     summary = adapter.summarise(adapter.stats(samples, dets), n_boot=0)
@@ -112,3 +112,12 @@ def test_size_matching(tmp_path):
     assert "short side" in resize.describe([])["size_policy"]
     with pytest.raises(ValueError, match="match_size"):
         SyntheticAdapter(match_size="pad")
+
+
+def test_eval_refuses_a_model_of_another_task(tmp_path):
+    from artifacts.eval import evaluate
+
+    for rel in ("0_real/r1.png", "1_fake/f1.png"):
+        _touch(tmp_path / "data", rel)
+    with pytest.raises(ValueError, match="belongs to task 'manipulation', not 'synthetic'"):
+        evaluate("synthetic", str(tmp_path / "data"), models=["ela"], out=str(tmp_path / "out"), progress=False)

@@ -145,6 +145,8 @@ def run_manipulation(image_path, model: str, opacity: float):
 def _provenance_text(det) -> str:
     """What the file says about itself, apart from the content score; and the input warnings."""
     prov = det.meta.get("provenance") or {}
+    if not prov:
+        return "**Provenance:** no record for this input."
     quality = (prov.get("jpeg_quality") or {}).get("estimate")
     lines = ["**Provenance** (what the file itself says; not part of the score):",
              f"- container {prov.get('format') or '?'}" + (f", JPEG quality ~{quality}" if quality else "")]

@@ -74,7 +74,10 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
     }
     for name in models or adapter.default_models():
         t0 = time.perf_counter()
-        detector = create(model_info(name, task=model_task).full_name, device=device)
+        info = model_info(name, task=model_task)
+        if info.task != model_task:
+            raise ValueError(f"eval {task}: model {info.full_name} belongs to task {info.task!r}, not {model_task!r}")
+        detector = create(info.full_name, device=device)
         entry = {"weights": detector.weight_id}
         dets = detections(detector, samples, out_dir / "store", workers=workers, progress=progress, desc=name)
         entry["clean"] = adapter.summarise(adapter.stats(samples, dets), n_boot=n_boot)

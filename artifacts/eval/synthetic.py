@@ -5,7 +5,7 @@ accuracy at the fixed threshold 0.5 and at the best single threshold (chosen on 
 data: optimistic, labelled so), each with a 95 % bootstrap interval over images; per source
 (generator of the fakes) the share flagged at 0.5 and the AUC of that source's fakes against all
 real images. Provenance is reported apart from the content score: how many inputs carried a
-generation record (PNG text chunks, C2PA, XMP) and how many drew input warnings. The robustness
+generation record (a declaration of generation in PNG text chunks, C2PA, XMP/IPTC) and how many drew input warnings. The robustness
 sweep re-encodes or blurs both classes alike (:mod:`artifacts.eval.robustness`).
 
 Size confounds (e.g. every fake 559x559, every real photo larger) are handled openly with
@@ -98,6 +98,8 @@ class SyntheticAdapter:
         """Perturbed copies, written once and reused."""
         from artifacts.eval.robustness import perturbed_path, write_perturbed
 
+        if self.match_size != "none":  # matched copies of every policy share stems: keep them apart
+            folder = folder / f"{self.match_size}{self.side}"
         folder.mkdir(parents=True, exist_ok=True)
         out = []
         for i, s in enumerate(samples):
@@ -115,8 +117,7 @@ class SyntheticAdapter:
             if det is not None:
                 st["score"] = det.score
                 prov = det.meta.get("provenance") or {}
-                st["generation_record"] = bool((prov.get("generation") or {}).get("found")
-                                               or (prov.get("c2pa") or {}).get("present"))
+                st["generation_record"] = bool(prov.get("declared_generated"))
                 st["warnings"] = len(det.meta.get("warnings") or [])
             out.append(st)
         return out
