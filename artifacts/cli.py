@@ -187,8 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # recipe options, passed only when given (each recipe has its own defaults and rejects the rest)
     options = {k: v for k, v in (("n", args.n), ("seed", args.seed), ("data", args.data), ("epochs", args.epochs))
                if v is not None}
-    result = train(args.task, args.model or default_model(args.task), args.out, progress=not args.quiet,
-                   **options, **_overrides(args.set))
+    result = train(args.task, args.model or default_model(args.task), args.out, options=options,
+                   progress=not args.quiet, **_overrides(args.set))
     print(json.dumps(result, indent=1))
     return 0
 

@@ -68,3 +68,12 @@ def test_shipped_calibration_is_reproducible(name, tmp_path):
             assert fresh[part][k] == pytest.approx(shipped[part][k], rel=1e-3, abs=1e-4)
     assert fresh["config"] == shipped["config"] and fresh["fit"] == shipped["fit"]
 
+
+
+def test_train_option_a_recipe_does_not_take_is_named(tmp_path, capsys):
+    from artifacts.cli import main
+
+    assert main(["train", "manipulation", "--model", "ela", "--epochs", "3", "-o", str(tmp_path)]) == 2
+    assert "option --epochs does not apply to its recipe 'calibration'" in capsys.readouterr().err
+    assert main(["train", "manipulation", "--model", "ela", "--seed", "1", "--set", "seed=2", "-o", str(tmp_path)]) == 2
+    assert "seed given twice" in capsys.readouterr().err

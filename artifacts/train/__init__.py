@@ -15,14 +15,32 @@ RECIPES = {"calibration": "artifacts.train.calibration:calibrate", "safe": "arti
            "synthetic-calibration": "artifacts.train.synthetic_calibration:calibrate_synthetic"}
 
 
-def train(task: str, model: str, out: str, **kwargs: Any) -> dict[str, Any]:
+def recipe_function(info):
+    """The training function of a registered model (ValueError when it has no recipe)."""
+    recipe = getattr(info.cls, "recipe", None)
+    if recipe not in RECIPES:
+        raise ValueError(f"{info.full_name} has no training recipe yet")
+    module, func = RECIPES[recipe].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def train(task: str, model: str, out: str, *, options: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run ``model``'s recipe. ``options`` are recipe options given by the user (e.g. the CLI's
+    ``--epochs``): one the recipe does not take is an error naming it; ``kwargs`` go through as they are
+    (config overrides, progress)."""
+    import inspect
+
     from artifacts.registry import model_info
 
     info = model_info(model, task=task)
     if info.task != task:
         raise ValueError(f"model {info.full_name} belongs to task {info.task!r}, not {task!r}")
-    recipe = getattr(info.cls, "recipe", None)
-    if recipe not in RECIPES:
-        raise ValueError(f"{info.full_name} has no training recipe yet")
-    module, func = RECIPES[recipe].split(":")
-    return getattr(importlib.import_module(module), func)(info, out, **kwargs)
+    fn = recipe_function(info)
+    taken = inspect.signature(fn).parameters
+    for key in options or {}:
+        if key not in taken:
+            raise ValueError(f"{info.full_name}: option --{key} does not apply to its recipe "
+                             f"{info.cls.recipe!r}")
+        if key in kwargs:
+            raise ValueError(f"{info.full_name}: {key} given twice (as --{key} and with --set)")
+    return fn(info, out, **(options or {}), **kwargs)
