@@ -169,7 +169,7 @@ def run_synthetic(image_path, model: str, opacity: float):
         image = artifacts.load_image(image_path)
         det = _model(model).detect(image)
     out = _detection_outputs(det, _display(image), opacity, "synthetic", "synthetic")
-    return (*out[:3], _provenance_text(det), *out[3:])
+    return out[0], out[1], out[2], _provenance_text(det), out[4], out[5]  # no per-component scores here
 
 
 def run_views(view_path, ref_paths, model: str, opacity: float):
@@ -290,12 +290,11 @@ def build_app(root: str | os.PathLike = ".", examples_dir: str | os.PathLike | N
                                           interactive=False, elem_id="s_over")
                     s_score = gr.Markdown(elem_id="s_score")
                     s_prov = gr.Markdown(elem_id="s_prov")
-                    s_cats = gr.Label(label="Per-component scores (fusion)", show_heading=False)
                     s_files = gr.File(label="Downloads: detection.json (with the provenance record)",
                                       file_count="multiple")
             s_state = gr.State()
             s_run.click(run_synthetic, [s_file, s_model, s_opacity],
-                        [s_in, s_over, s_score, s_prov, s_cats, s_files, s_state], **busy)
+                        [s_in, s_over, s_score, s_prov, s_files, s_state], **busy)
             s_opacity.change(_overlay, [s_state, s_opacity], s_over)
 
         with gr.Tab("Novel views", id="views"):
