@@ -221,7 +221,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             page.set_default_timeout(90_000)
             expect.set_options(timeout=90_000)
             page.goto(url)
-            expect(page.get_by_text("have no tab", exact=False)).to_be_visible()
+            expect(page.get_by_text("so it has no tab", exact=False)).to_be_visible()
 
             def upload(elem_id: str, files):
                 box = page.locator(f"#{elem_id} input[type=file]")
