@@ -256,6 +256,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             page.locator("#s_run").click()
             expect(page.locator("#s_score")).to_contain_text("threshold")
             expect(page.locator("#s_prov")).to_contain_text("generation settings")
+            expect(page.locator("#s_over img")).to_be_visible()
             timings["synthetic"] = time.monotonic() - t
             shot("synthetic")
 
