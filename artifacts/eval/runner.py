@@ -63,6 +63,7 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
 
     adapter = get_adapter(task, **adapter_options)
     model_task = getattr(adapter, "model_task", task)
+    model_tasks = getattr(adapter, "model_tasks", (model_task,))  # the tasks whose models it can judge
     if sweep and not hasattr(adapter, "perturb"):
         raise ValueError(f"no robustness sweep for task {task!r}")
     out_dir = Path(out or Path("artifacts-eval") / Path(data).name)
@@ -75,8 +76,9 @@ def evaluate(task: str, data: str, *, models: list[str] | None = None, out: str 
     for name in models or adapter.default_models():
         t0 = time.perf_counter()
         info = model_info(name, task=model_task)
-        if info.task != model_task:
-            raise ValueError(f"eval {task}: model {info.full_name} belongs to task {info.task!r}, not {model_task!r}")
+        if info.task not in model_tasks:
+            raise ValueError(f"eval {task}: model {info.full_name} belongs to task {info.task!r}, not "
+                             f"{' or '.join(repr(t) for t in model_tasks)}")
         detector = create(info.full_name, device=device)
         entry = {"weights": detector.weight_id}
         dets = detections(detector, samples, out_dir / "store", workers=workers, progress=progress, desc=name)
