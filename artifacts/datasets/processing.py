@@ -39,7 +39,7 @@ def meta_float(x: float) -> float:
     return round(float(x), 4)
 
 
-def jpeg(img: np.ndarray, quality: int, grey: bool) -> np.ndarray:
+def jpeg(img: np.ndarray, quality: int, grey: bool = False) -> np.ndarray:
     """JPEG round-trip of an RGB image (single-channel when ``grey``)."""
     buf = io.BytesIO()
     Image.fromarray(img[:, :, 0] if grey else img).save(buf, format="JPEG", quality=int(quality))

@@ -19,7 +19,7 @@ import numpy as np
 
 from artifacts.datasets.iml import IMLSample, read_iml
 from artifacts.eval.scores import fmt as _fmt
-from artifacts.eval.scores import FIXED, I_FIXED, image_summary
+from artifacts.eval.scores import FIXED, I_FIXED, image_lines, image_summary
 from artifacts.eval.scores import metric as _metric
 from artifacts.metrics import THRESHOLDS, bootstrap_ci, pixel_scores, roc_auc, scores_from_counts, threshold_counts
 
@@ -153,10 +153,7 @@ class ManipulationAdapter:
             else:
                 lines.append("pixel metrics         n/a (no applicable tampered image)")
             if i:
-                lines.append(f"{'image accuracy':<22}{_fmt(i['accuracy_fixed']):<26}{_fmt(i['accuracy_best'])}  "
-                             f"t={i['best_threshold']:.2f}")
-                lines.append(f"{'image AUC':<22}{_fmt(i['auc'])}   (threshold-free)")
-                lines.append(f"{'image AP':<22}{_fmt(i['ap'])}   (threshold-free)")
+                lines += image_lines(i, prefix="image ", width=22)
             else:
                 lines.append("image metrics         n/a (needs scored tampered and authentic images)")
             if entry["sweep"]:

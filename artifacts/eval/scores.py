@@ -47,3 +47,11 @@ def image_summary(y: np.ndarray, s: np.ndarray, *, n_boot: int = 1000, seed: int
         "accuracy_best": metric(acc[:, t_acc].mean(), ci(lambda i: acc[i, int(np.argmax(acc[i].mean(0)))].mean())),
         "best_threshold": float(THRESHOLDS[t_acc]),
     }
+
+
+def image_lines(i: dict[str, Any], prefix: str = "", width: int = 16) -> list[str]:
+    """The printed rows of an :func:`image_summary`: accuracy at 0.5 and best, AUC, AP."""
+    return [f"{prefix + 'accuracy':<{width}}{fmt(i['accuracy_fixed']):<26}{fmt(i['accuracy_best'])}  "
+            f"t={i['best_threshold']:.2f}",
+            f"{prefix + 'AUC':<{width}}{fmt(i['auc'])}   (threshold-free)",
+            f"{prefix + 'AP':<{width}}{fmt(i['ap'])}   (threshold-free)"]

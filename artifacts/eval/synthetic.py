@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from artifacts.datasets.sid import SIDSample, read_sid
-from artifacts.eval.scores import fmt, image_summary
+from artifacts.eval.scores import image_lines, image_summary
 from artifacts.metrics import roc_auc
 
 
@@ -166,9 +166,7 @@ class SyntheticAdapter:
             i = c.get("image")
             if i:
                 lines.append(f"{'':16}{'fixed threshold 0.5':<26}best threshold")
-                lines.append(f"{'accuracy':<16}{fmt(i['accuracy_fixed']):<26}{fmt(i['accuracy_best'])}  t={i['best_threshold']:.2f}")
-                lines.append(f"{'AUC':<16}{fmt(i['auc'])}   (threshold-free)")
-                lines.append(f"{'AP':<16}{fmt(i['ap'])}   (threshold-free)")
+                lines += image_lines(i)
             else:
                 lines.append("metrics n/a (needs scored real and generated images)")
             if c["per_source"]:

@@ -86,7 +86,6 @@ def calibrate(info, out: str, *, n: int = 400, seed: int = 10_000, progress: boo
         "image_accuracy_at_0.5": round(float(((image_cal(img_x[~fit_rows].T) >= 0.5) == img_y[~fit_rows]).mean()), 4),
         "n_images": int((~fit_rows).sum()),
     }
-    spec = info.weight_spec()
     record = {
         "format": FORMAT,
         "model": info.full_name,
@@ -102,8 +101,15 @@ def calibrate(info, out: str, *, n: int = 400, seed: int = 10_000, progress: boo
             "held_out": held,
         },
     }
+    return write_record(info, out, record, held)
+
+
+def write_record(info, out: str, record: dict, held_out: dict) -> dict:
+    """Write a calibration record as ``OUT/<the spec's file name>``; returns file, sha256 and the
+    held-out figures (what `artifacts train` prints)."""
+    spec = info.weight_spec()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / (spec.file if spec else f"{info.name}_calibration.json")
     path.write_text(json.dumps(record, indent=1, default=list) + "\n")
-    return {"file": str(path), "sha256": file_sha256(path), "held_out": held}
+    return {"file": str(path), "sha256": file_sha256(path), "held_out": held_out}

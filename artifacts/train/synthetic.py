@@ -40,7 +40,6 @@ AUC / accuracy at 0.5, seconds, sha256; ``complete`` once the run ended).
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from artifacts.datasets.processing import jpeg
 from artifacts.weights import file_sha256
 
 FORMAT = "artifacts-train-safe/1"
@@ -164,17 +164,6 @@ def counts(samples, decoded) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Augmentation
 # --------------------------------------------------------------------------------------------
-def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip through a JPEG file (Pillow, 4:2:0, as the official RandomJPEG)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 def history_probabilities(samples, decoded) -> dict[int, float]:
     """Per class: P(an earlier JPEG pass) for its lossless-stored images, so that every class
     ends with the same share of crops with a JPEG past (see the module docstring)."""

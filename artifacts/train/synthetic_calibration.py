@@ -30,18 +30,15 @@ the score does not see the container).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from artifacts.calibration import fit_logistic
-from artifacts.train.calibration import FORMAT
+from artifacts.train.calibration import FORMAT, write_record
 from artifacts.types import Detection
-from artifacts.weights import file_sha256
 
 JPEG_QUALITY = (75, 95)  # storage quality range (inclusive)
 HISTORY_QUALITY = (65, 100)  # quality range of the earlier JPEG pass (inclusive)
@@ -59,7 +56,7 @@ def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray | None:
 
 def with_history(pixels: np.ndarray, size: int, quality: int, rng: np.random.Generator) -> np.ndarray:
     """The centre crop after a JPEG pass of its neighbourhood, the 8x8 grid at a random offset."""
-    from artifacts.train.synthetic import jpeg
+    from artifacts.datasets.processing import jpeg
 
     h, w = pixels.shape[:2]
     y, x = (h - size) // 2 // 8 * 8, (w - size) // 2 // 8 * 8
@@ -173,7 +170,6 @@ def calibrate_synthetic(info, out: str, *, data: str | None = None, seed: int = 
         "image_auc_training": _auc(z[~h], y[~h]),
         "n_crops": int((~h).sum()),
     }
-    spec = info.weight_spec()
     record = {
         "format": FORMAT,
         "model": info.full_name,
@@ -198,8 +194,4 @@ def calibrate_synthetic(info, out: str, *, data: str | None = None, seed: int = 
             "seconds": round(time.perf_counter() - t_start, 1),
         },
     }
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / (spec.file if spec else f"{info.name}_calibration.json")
-    path.write_text(json.dumps(record, indent=1, default=list) + "\n")
-    return {"file": str(path), "sha256": file_sha256(path), "held_out": held_out}
+    return write_record(info, out, record, held_out)
