@@ -51,6 +51,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         inputs = example.inputs
     if not inputs and not args.files_from:
         raise ValueError("no inputs: give files, folders or globs, --files-from LIST, or --example")
+    if args.write_clean and args.task != "dmri":
+        raise ValueError("--write-clean writes diffusion series without their flagged volumes: task dmri only")
     summary = run_batch(
         inputs, args.out, task=args.task, model=args.model, weights=args.weights, device=args.device,
         batch_size=args.batch_size, workers=args.workers, resume=not args.no_resume,
@@ -62,6 +64,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     print(summary.text())
     print(f"report: {write_report(args.out)}")
+    if args.task == "dmri":
+        from artifacts.report.dmri import write_clean, write_volume_table
+
+        table = write_volume_table(args.out)
+        if table is not None:
+            print(f"volumes: {table}")
+        if args.write_clean:
+            print("\n".join(["clean series:"] + [f"  {line}" for line in write_clean(args.out)]))
     if example is not None:
         from artifacts.examples import summarise_example
 
@@ -212,14 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "detect", help="run a detector over files or folders into a resumable result store",
-        description="Run a detector over images (files, folders searched recursively, globs, list files).\n"
+        description="Run a detector over images (files, folders searched recursively, globs, list files)\n"
+                    "or, for dmri, over diffusion series (NIfTI + .bval/.bvec, folders, BIDS datasets).\n"
                     "Results go to OUT/artifacts.sqlite and OUT/items/<key>/ (detection.json, heatmap.png,\n"
-                    "mask.png, overlay.png), plus OUT/results.csv and OUT/results.jsonl.\n"
+                    "mask.png, overlay.png; dmri: qc.html, qc.png, volumes.csv), plus OUT/results.csv and\n"
+                    "OUT/results.jsonl (dmri: OUT/dmri_volumes.csv, one row per volume).\n"
                     "A rerun skips what is done; a killed run resumes.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    d.add_argument("task", help="detection task: manipulation, synthetic or views (dmri as it lands)")
-    d.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (views: the novel views)")
+    d.add_argument("task", help="detection task: manipulation, synthetic, dmri or views")
+    d.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (views: the novel views; dmri: "
+                   "4-D NIfTI files with .bval/.bvec beside them, folders of them, or a BIDS dataset root)")
     d.add_argument("--refs", nargs="+", metavar="REF", help="views: the reference (input/training) views of the "
                    "scene, files or folders; a view is never its own reference")
     d.add_argument("-o", "--out", required=True, help="output folder (store + item files)")
@@ -237,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--example", action="store_true",
                    help="generate a seeded example set (manipulations of photos shipped with scikit-image) into "
                         "OUT/example-data, run on it and compare with its ground truth")
+    d.add_argument("--write-clean", action="store_true",
+                   help="dmri: also write each series without its flagged volumes (gradient table cut to match) "
+                        "to OUT/clean/; inputs are never modified")
     d.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local threads (default) or a Ray actor pool (needs the [distributed] extra)")
     d.add_argument("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one)")

@@ -119,6 +119,65 @@ def result_key(item: Item, hashes: dict[str, dict] | None, fingerprint: dict) ->
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES) and not path.name.startswith(".")
+
+
+def discover_dwi(inputs: list[str], *, recursive: bool = True, files_from: str | None = None,
+                 exclude: list[str | os.PathLike] = ()) -> list[Item]:
+    """Diffusion series items (kind ``dwi``): files ``image`` (4-D NIfTI) and, when found,
+    ``bval``, ``bvec`` and ``sidecar`` (JSON). A folder with ``sub-*`` sub-folders is read as a
+    BIDS dataset (``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]``, sidecars inherited as BIDS says); any
+    other folder is searched for ``.nii``/``.nii.gz`` files; a file is taken as it is. Gradient
+    files are paired by stem (``a.nii.gz`` -> ``a.bval``, ``a.bvec``, ``a.json``); a missing or
+    mismatched one becomes that item's error when it is read, so the other series still run."""
+    from artifacts.io.dmri import discover_bids
+
+    skip = [Path(e).resolve() for e in exclude]
+    found: list[tuple[str, dict[str, str]]] = []
+    for raw in list(inputs) + (_read_list(files_from) if files_from else []):
+        path = Path(raw).expanduser()
+        if path.is_dir() and any(p.is_dir() for p in path.glob("sub-*")):
+            for s in discover_bids(path):
+                roles = {"image": s.image, "bval": s.bval, "bvec": s.bvec, "sidecar": s.json}
+                found.append((Path(s.image).relative_to(path).as_posix(), {k: v for k, v in roles.items() if v}))
+        elif path.is_dir():
+            files = sorted((p for p in (path.rglob("*") if recursive else path.glob("*")) if p.is_file()
+                            and _is_nifti(p) and not any(part.startswith(".") for part in p.relative_to(path).parts)),
+                           key=lambda p: natural_key(str(p)))
+            found += [(f.relative_to(path).as_posix(), _gradient_files(f)) for f in files]
+        elif path.is_file():
+            found.append((path.name, _gradient_files(path)))
+        elif glob.has_magic(raw):
+            matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(raw), recursive=True), key=natural_key)]
+            if not matches:
+                raise FileNotFoundError(f"no files match {raw!r}")
+            found += [(m.name, _gradient_files(m)) for m in matches if m.is_file() and _is_nifti(m)]
+        else:
+            raise FileNotFoundError(f"input not found: {raw}")
+    items, seen, ids = [], set(), set()
+    for item_id, files in found:
+        resolved = Path(files["image"]).resolve()
+        if resolved in seen or any(resolved.is_relative_to(e) for e in skip):
+            continue
+        seen.add(resolved)
+        item_id = files["image"] if item_id in ids else item_id
+        ids.add(item_id)
+        items.append(Item(item_id, files, kind="dwi"))
+    return items
+
+
+def _gradient_files(image: Path) -> dict[str, str]:
+    from artifacts.io.dmri import nifti_stem
+
+    stem = image.with_name(nifti_stem(image))
+    roles = {"bval": Path(f"{stem}.bval"), "bvec": Path(f"{stem}.bvec"), "sidecar": Path(f"{stem}.json")}
+    return {"image": str(image), **{role: str(p) for role, p in roles.items() if p.is_file()}}
+
+
 def discover_views(inputs: list[str], *, refs: list[str] | None = None, recursive: bool = True,
                    files_from: str | None = None, exclude: list[str | os.PathLike] = ()) -> list[Item]:
     """View items: each view found in ``inputs`` bundled with the reference views found in

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from artifacts.engine.items import Item, discover_images, discover_views, hash_item, input_digest, result_key
+from artifacts.engine.items import (Item, discover_dwi, discover_images, discover_views, hash_item, input_digest,
+                                    result_key)
 from artifacts.engine.store import Store, StoreError
 
-ITEM_FINDERS: dict[str, Callable[..., list[Item]]] = {"image": discover_images, "view": discover_views}
+ITEM_FINDERS: dict[str, Callable[..., list[Item]]] = {"image": discover_images, "view": discover_views,
+                                                       "dwi": discover_dwi}
 WRITER_QUEUE = 2
 MAX_MESSAGE = 500
 
@@ -327,6 +329,10 @@ def _detection_files(det, payload) -> dict[str, bytes]:
     if det.heatmap is None and not det.elements:
         return {}
     files = det.to_files()
+    if hasattr(payload, "bvals"):  # a diffusion series: its QC page, picture and volume table
+        from artifacts.report.dmri import series_files
+
+        files.update(series_files(det, payload))
     pixels = getattr(payload, "pixels", None)
     if det.heatmap is not None and pixels is not None and pixels.shape[:2] == det.heatmap.shape:
         from artifacts.io import encode_image

@@ -64,6 +64,8 @@ __all__ = [
     "filter_sidecar",
     "from_arrays",
     "load_dwi",
+    "nifti_stem",
+    "save_dwi",
     "validate_gradients",
 ]
 
@@ -303,7 +305,7 @@ def _volumes(dataobj: Any, indices: Sequence[int]):
 # ----------------------------------------------------------------------------- loading
 
 
-def _stem(path: Path) -> str:
+def nifti_stem(path: Path) -> str:
     name = path.name
     for ext in (".nii.gz", ".nii"):
         if name.lower().endswith(ext):
@@ -335,7 +337,7 @@ def load_dwi(path: Union[str, os.PathLike], bval: Union[str, os.PathLike, None] 
         proxy = img.dataobj
     except Exception as exc:  # nibabel raises several types for bad files
         raise DWIError(p, f"not a readable NIfTI image ({one_line(str(exc)) or type(exc).__name__})") from None
-    stem = p.with_name(_stem(p))
+    stem = p.with_name(nifti_stem(p))
     bval_p = Path(bval) if bval is not None else Path(f"{stem}.bval")
     bvec_p = Path(bvec) if bvec is not None else Path(f"{stem}.bvec")
     if len(shape) == 3:
@@ -370,6 +372,44 @@ def from_arrays(data: Any, bvals: Any, bvecs: Any, affine: Any = None, *, sideca
                               tol=tol, notes=notes)
     meta, withheld = filter_sidecar(dict(sidecar or {}))
     return DWISeries(arr, aff, b, g, None, meta, withheld, notes)
+
+
+def save_dwi(path: Union[str, os.PathLike], series: DWISeries, keep: Any = None) -> Path:
+    """Write the volumes of ``series`` where ``keep`` (bool (N,), default all) to ``path``
+    (``.nii`` or ``.nii.gz``) with ``<stem>.bval``/``.bvec`` (FSL layout, cut to match) and, when
+    the series has one, ``<stem>.json`` holding only the kept acquisition fields. A series read
+    from a file keeps its header and stored data type. Files are written under temporary names
+    and renamed, so an interrupted call leaves no half-written series. Returns ``path``."""
+    import nibabel as nib
+
+    keep = np.ones(series.n_volumes, bool) if keep is None else np.asarray(keep, bool)
+    if keep.shape != (series.n_volumes,) or not keep.any():
+        raise ValueError(f"keep must be {series.n_volumes} booleans with at least one True")
+    target = Path(path)
+    if not target.name.lower().endswith((".nii", ".nii.gz")):
+        raise ValueError(f"{target}: a diffusion series is written as .nii or .nii.gz")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    idx = np.flatnonzero(keep)
+    proxy = series.dataobj
+    if hasattr(proxy, "get_unscaled") and series.path:  # as stored, with the original header
+        header = nib.load(series.path).header.copy()
+        img = nib.Nifti1Image(np.asarray(proxy.get_unscaled())[..., idx], series.affine, header)
+        img.header.set_slope_inter(*nib.load(series.path).header.get_slope_inter())
+    else:
+        img = nib.Nifti1Image(np.asarray(proxy, dtype=np.float32)[..., idx], series.affine)
+    stem = target.with_name(nifti_stem(target))
+    texts = {Path(f"{stem}.bval"): " ".join(f"{b:g}" for b in series.bvals[idx]) + "\n",
+             Path(f"{stem}.bvec"): "\n".join(" ".join(f"{x:.6f}" for x in row) for row in series.bvecs[idx].T) + "\n"}
+    if series.sidecar:
+        texts[Path(f"{stem}.json")] = json.dumps(series.sidecar, indent=1) + "\n"
+    tmp = target.with_name(f".{target.name}.tmp{target.name[target.name.index('.'):]}")
+    nib.save(img, str(tmp))
+    for p, text in texts.items():
+        p.with_name(f".{p.name}.tmp").write_text(text)
+    for p in texts:
+        os.replace(p.with_name(f".{p.name}.tmp"), p)
+    os.replace(tmp, target)
+    return target
 
 
 # ----------------------------------------------------------------------------- orientation
@@ -502,7 +542,7 @@ def _entities(name: str) -> dict:
 
 def _inherited(image: Path, root: Path, ext: str) -> Optional[str]:
     """Same-stem file, else the nearest parent-level ``*dwi<ext>`` whose entities are a subset."""
-    stem = _stem(image)
+    stem = nifti_stem(image)
     own = image.with_name(stem + ext)
     if own.exists():
         return str(own)
@@ -510,7 +550,7 @@ def _inherited(image: Path, root: Path, ext: str) -> Optional[str]:
     folder = image.parent
     while True:
         for cand in sorted(folder.glob(f"*dwi{ext}")):
-            ce = _entities(_stem(cand) if ext.startswith(".nii") else cand.name[: -len(ext)])
+            ce = _entities(nifti_stem(cand) if ext.startswith(".nii") else cand.name[: -len(ext)])
             if cand.name in (f"dwi{ext}",) or (ce and all(ents.get(k) == v for k, v in ce.items())):
                 return str(cand)
         if folder == root or root not in folder.parents:
@@ -529,7 +569,7 @@ def discover_bids(root: Union[str, os.PathLike]) -> list[BIDSSeries]:
         raise DWIError(r, "no diffusion series found (expected sub-*/[ses-*/]dwi/*_dwi.nii[.gz])")
     out = []
     for img in images:
-        ents = _entities(_stem(img))
+        ents = _entities(nifti_stem(img))
         out.append(BIDSSeries(sub=ents.get("sub", img.parts[len(r.parts)][4:]), ses=ents.get("ses"),
                               run=ents.get("run"), image=str(img), bval=_inherited(img, r, ".bval"),
                               bvec=_inherited(img, r, ".bvec"), json=_inherited(img, r, ".json")))

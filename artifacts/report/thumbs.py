@@ -45,10 +45,10 @@ def thumb_name(ident: str, suffix: str) -> str:
 
 
 def input_role(inputs: dict[str, dict]) -> str | None:
-    """The input to preview: role ``image`` if present, else the first file with an image extension."""
-    from artifacts.engine.items import IMAGE_EXTENSIONS
+    """The input to preview: role ``image`` if present (and not a NIfTI series), else the first file with an image extension."""
+    from artifacts.engine.items import IMAGE_EXTENSIONS, NIFTI_SUFFIXES
 
-    if "image" in inputs:
+    if "image" in inputs and not str(inputs["image"].get("path", "")).lower().endswith(NIFTI_SUFFIXES):
         return "image"
     for role, info in inputs.items():
         if Path(str(info.get("path", ""))).suffix.lower() in IMAGE_EXTENSIONS:
