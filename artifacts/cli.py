@@ -140,7 +140,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # task-specific options, passed only when given (an adapter rejects what it does not know)
     options = {k: v for k, v in (("resize_masks", args.resize_masks or None), ("split", args.split),
                                  ("kinds", args.kinds and args.kinds.split(",")),
-                                 ("match_size", args.match_size), ("side", args.side)) if v is not None}
+                                 ("match_size", args.match_size), ("side", args.side), ("clean", args.clean),
+                                 ("seeds", args.seeds), ("severities", args.severities),
+                                 ("per_vendor", args.per_vendor)) if v is not None}
     try:
         get_adapter(args.task, **options)
     except TypeError as exc:
@@ -303,10 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "         degraded by the seeded reconstruction-artifact generator\n"
                     "  sr: a folder of high-resolution images (downscaled x4 here, bicubic with antialiasing)\n"
                     "  refrepair: a scene folder, as for views; repaired views are compared with the clean ones\n"
+                    "  dmri: a folder of diffusion series (../shared/data/dmri); seeded artifacts are injected\n"
+                    "        into fresh noise draws of each series, clean draws measure false positives\n"
                     "Detections are cached in OUT/store (resumable); the table is printed and OUT/eval.json written.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("task", help="task: manipulation, synthetic, xaigd (synthetic models on X-AIGD parquet), views, sr or refrepair")
+    e.add_argument("task", help="task: manipulation, synthetic, xaigd (synthetic models on X-AIGD parquet), dmri, views, "
+                   "sr or refrepair")
     e.add_argument("--data", required=True, help="dataset folder or JSON list (views: a scene folder; synthetic: a "
                    "0_real/1_fake folder; xaigd: an X-AIGD parquet file or a folder of them)")
     e.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all usable offline)")
@@ -317,8 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resize-masks", action="store_true", help="manipulation: resize masks whose size differs "
                    "(else an error)")
     e.add_argument("--split", choices=("eval", "tune"), help="views, refrepair: the evaluated views (default) or "
-                   "the tuning views")
-    e.add_argument("--kinds", help="views, refrepair: comma-separated degradation kinds (default: all)")
+                   "the tuning views; dmri: the held-out vendor or the training vendors (default: both, apart)")
+    e.add_argument("--kinds", help="views, refrepair, dmri: comma-separated degradation / artifact kinds (default: all)")
+    e.add_argument("--clean", type=int, help="dmri: clean draws (fresh noise) per series (default 4)")
+    e.add_argument("--seeds", type=int, help="dmri: artifact draws per kind and severity (default 1)")
+    e.add_argument("--severities", help="dmri: comma-separated severities in (0, 1] (default 0.25,0.5,0.75,1)")
+    e.add_argument("--per-vendor", type=int, help="dmri: series per vendor folder, 0 = all (default 1)")
     e.add_argument("--match-size", choices=("none", "crop", "resize"), help="synthetic: size-match both classes: "
                    "centre-crop to SIDE x SIDE, or resize to a SIDE short side (default none: files as they are)")
     e.add_argument("--side", type=int, help="synthetic: the side for --match-size (default 512)")

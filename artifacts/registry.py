@@ -37,14 +37,18 @@ BUILTIN_MODULES = (
     "artifacts.detectors.manipulation.copymove",
     "artifacts.detectors.manipulation.fusion",
     "artifacts.detectors.manipulation.imlvit",
+    "artifacts.detectors.manipulation.learned",
     "artifacts.detectors.synthetic.spectral",
     "artifacts.detectors.synthetic.correlation",
     "artifacts.detectors.synthetic.fusion",
     "artifacts.detectors.synthetic.safe",
+    "artifacts.detectors.dmri.qcnet",
     "artifacts.detectors.views.puzzlesim",
+    "artifacts.detectors.dmri.outliers", "artifacts.detectors.dmri.checks", "artifacts.detectors.dmri.qc",
     "artifacts.restoration.sr.backends",
     "artifacts.restoration.inpainters",
     "artifacts.restoration.repairers",
+    "artifacts.restoration.diffusion.restorer",
 )
 
 #: ``weights=`` values that ask for a model with no weights (random init / uncalibrated).

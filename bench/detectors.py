@@ -5,7 +5,10 @@ JPEG-aware detectors apply), decoded once; only ``detect_batch`` is timed, one i
 after one warm-up call. All models run in the same process, interleaved image by image, so
 machine noise hits them alike.
 
-    python bench/detectors.py [--task manipulation] [--n 12] [--megapixels 1.0] [--device cpu] [--json OUT.json]
+    python bench/detectors.py [--task manipulation] [--model NAME ...] [--n 12] [--megapixels 1.0] [--device cpu]
+                              [--threads N] [--json OUT.json]
+
+Default models: every model of the task whose weights are found offline (or that needs none).
 """
 from __future__ import annotations
 
@@ -38,13 +41,22 @@ def make_images(n: int, megapixels: float) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="manipulation")
+    ap.add_argument("--model", action="append", help="model to time (repeatable; default: all usable offline)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--megapixels", type=float, default=1.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
     args = ap.parse_args()
+    from artifacts.eval.runner import usable_models
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     images = make_images(args.n, args.megapixels)
-    models = {name: artifacts.create(name, device=args.device) for name in artifacts.list_models(task=args.task)}
+    names = [artifacts.model_info(m, task=args.task).full_name for m in args.model] if args.model else usable_models(args.task)
+    models = {name: artifacts.create(name, device=args.device) for name in names}
     for det in models.values():
         det.detect_batch(images[:1])  # warm-up
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -57,6 +69,7 @@ def main() -> None:
     result = {
         "megapixels": round(mp, 3), "images": args.n, "device": args.device,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
+        "threads": args.threads or "torch default",
         "models": {name: {"median_s": round(statistics.median(t), 4), "images_per_s": round(1 / statistics.median(t), 2)}
                    for name, t in times.items()},
     }

@@ -117,6 +117,25 @@ def test_folder_outside_root_is_refused(tmp_path):
         resolve_under_root("missing", root)
 
 
+def test_dmri_tab_errors(tmp_path):
+    """The dMRI tab's handler: a series without its .bvec, or two series at once, is a one-line
+    message in the page (gradio's Error), naming what is missing."""
+    pytest.importorskip("gradio")
+    import gradio as gr
+
+    from artifacts.app.examples import _dmri_example
+    from artifacts.app.ui import run_dmri
+
+    files = _dmri_example(tmp_path / "ex")
+    with pytest.raises(gr.Error, match="no b-vector file"):
+        run_dmri([p for p in files if not p.endswith(".bvec")], "dmri/qc", False)
+    (tmp_path / "b").mkdir()
+    twin = tmp_path / "b" / "other_dwi.nii.gz"
+    twin.write_bytes(Path(files[0]).read_bytes())
+    with pytest.raises(gr.Error, match="upload one series"):
+        run_dmri(files + [str(twin)], "dmri/qc", False)
+
+
 def test_import_is_light():
     code = ("import sys, artifacts.app; assert callable(artifacts.app.safe_extract_zip); "
             "print(sorted(m for m in ('gradio', 'torch') if m in sys.modules))")
@@ -221,7 +240,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             page.set_default_timeout(90_000)
             expect.set_options(timeout=90_000)
             page.goto(url)
-            expect(page.get_by_text("so it has no tab", exact=False)).to_be_visible()
+            expect(page.get_by_text("diffusion MRI series QC", exact=False)).to_be_visible()
 
             def upload(elem_id: str, files):
                 box = page.locator(f"#{elem_id} input[type=file]")
@@ -234,13 +253,13 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             def shot(name: str):
                 page.screenshot(path=str(tmp_path / f"tab-{name}.png"), full_page=True)
 
-            # 1. manipulation: a generated splice with the default model (fusion: per-component scores)
+            # 1. manipulation: a generated splice with the default model (effnet-iml: a map, no components)
             t = time.monotonic()
             upload("m_file", ex.manipulation[0])
             page.locator("#m_run").click()
             expect(page.locator("#m_score")).to_contain_text("threshold")
             expect(page.locator("#m_over img")).to_be_visible()
-            expect(page.locator("#m_cats")).to_contain_text("ela")
+            expect(page.locator("#m_score")).to_contain_text("manipulation/effnet-iml")
             timings["manipulation"] = time.monotonic() - t
             shot("manipulation")
             # a file that is not an image: the one-line error from artifacts.io, in the page
@@ -259,6 +278,19 @@ def test_app_in_a_browser(tmp_path, browser_deps):
             expect(page.locator("#s_over img")).to_be_visible()
             timings["synthetic"] = time.monotonic() - t
             shot("synthetic")
+
+            # 2b. dMRI: the phantom with slice dropout (NIfTI + .bval + .bvec + .json), default model,
+            # asking for the cleaned series too (a series without its .bvec: test_dmri_tab_errors)
+            t = time.monotonic()
+            page.get_by_role("tab", name="dMRI").click()
+            upload("d_files", ex.dmri)
+            page.get_by_label("Also write the series without its flagged volumes").check()
+            page.locator("#d_run").click()
+            expect(page.locator("#d_note")).to_contain_text("volumes flagged")
+            expect(page.locator("#d_pic img")).to_be_visible()
+            expect(page.locator("#d_table")).to_contain_text("1000")  # the b-values of the volume table
+            timings["dmri"] = time.monotonic() - t
+            shot("dmri")
 
             # 3. novel views
             t = time.monotonic()
@@ -314,7 +346,7 @@ def test_app_in_a_browser(tmp_path, browser_deps):
     external = [u for u in requests if not _is_local(u)]
     assert external == [], f"the page requested external URLs: {external}"
     assert net_log.read_text() == "", f"the app's process tried to reach the network:\n{net_log.read_text()}"
-    for name in ("manipulation", "synthetic", "views", "restoration", "batch"):
+    for name in ("manipulation", "synthetic", "dmri", "views", "restoration", "batch"):
         assert (tmp_path / f"tab-{name}.png").stat().st_size > 10_000
 
 

@@ -42,7 +42,7 @@ def test_detecting_never_imports_optional_stacks(generated, tmp_path):
 def test_models_lists_weight_status():
     out = run_cli("models")
     assert out.returncode == 0
-    assert "manipulation/fusion *" in out.stdout and "calib-v1 (packaged)" in out.stdout
+    assert "manipulation/effnet-iml *" in out.stdout and "calib-v1 (packaged)" in out.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -110,3 +110,30 @@ def test_folder_discovery_pairs_gradient_files(tmp_path):
     assert len(items) == 1 and set(items[0].files) == {"image", "bval"}
     summary = run_batch([str(tmp_path)], tmp_path / "out", detector=SliceMeans(), progress=False)
     assert summary.counts["error"] == 1 and "b-vector" in summary.errors[0][1]
+
+
+@pytest.mark.integration
+def test_cli_detect_dmri_bids_with_clean_series(tmp_path):
+    """The real command on a BIDS tree: the good subject is processed with the default model, the
+    bad one is reported by name, the run writes its volume table and the cleaned series."""
+    from tests.conftest import run_cli
+
+    src = str(shared("dmri", UIH + ".nii.gz"))[: -len(".nii.gz")]
+    _bids(tmp_path / "bids", src)
+    out = tmp_path / "out"
+    r = run_cli("detect", "dmri", str(tmp_path / "bids"), "-o", str(out), "--write-clean", "-q")
+    assert r.returncode == 1, r.stderr  # partial failure: sub-02
+    assert "1 ok" in r.stdout and "1 errors" in r.stdout
+    assert "sub-02_dwi.nii.gz" in r.stdout and "b-value" in r.stdout
+    assert (out / "dmri_volumes.csv").is_file() and (out / "report.html").is_file()
+    rows = list(csv.DictReader(open(out / "dmri_volumes.csv")))
+    assert len(rows) == 17 and {r["item_id"] for r in rows} == {"sub-01/dwi/sub-01_dwi.nii.gz"}
+    record = json.loads((out / "clean" / "clean.json").read_text())
+    entry = record["sub-01/dwi/sub-01_dwi.nii.gz"]
+    assert entry["kept"] + len(entry["removed"]) == 17
+    if entry["written"]:
+        assert load_dwi(entry["written"]).n_volumes == entry["kept"]
+    r = run_cli("detect", "dmri", str(tmp_path / "bids"), "-o", str(out), "-q")
+    assert "2 already done" in r.stdout  # resumed: nothing recomputed
+    r = run_cli("detect", "manipulation", str(tmp_path / "bids"), "-o", str(tmp_path / "o2"), "--write-clean")
+    assert r.returncode == 2 and "task dmri only" in r.stderr

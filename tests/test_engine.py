@@ -16,7 +16,7 @@ from tests.images import write_tricky_folder
 
 def test_run_writes_files_and_rerun_skips(generated, tmp_path):
     out = tmp_path / "out"
-    s1 = run_batch([str(generated / "Tp"), str(generated / "Au")], out, device="cpu", progress=False, workers=2)
+    s1 = run_batch([str(generated / "Tp"), str(generated / "Au")], out, model="fusion", device="cpu", progress=False, workers=2)
     assert s1.counts == {"items": 10, "ok": 10, "not_applicable": 0, "error": 0, "skipped": 0, "skipped_errors": 0}
     assert s1.exit_code == 0
     with Store(out) as store:
@@ -33,10 +33,10 @@ def test_run_writes_files_and_rerun_skips(generated, tmp_path):
     assert len(csv_lines) == 11 and csv_lines[0].startswith("item_id,status,score")
     assert len((out / "results.jsonl").read_text().strip().splitlines()) == 10
 
-    s2 = run_batch([str(generated / "Tp"), str(generated / "Au")], out, device="cpu", progress=False)
+    s2 = run_batch([str(generated / "Tp"), str(generated / "Au")], out, model="fusion", device="cpu", progress=False)
     assert s2.counts["skipped"] == 10 and s2.counts["ok"] == 0
     # a changed config is a different result: nothing skipped, stored beside the first
-    s3 = run_batch([str(generated / "Au")], out, device="cpu", progress=False, threshold=0.7)
+    s3 = run_batch([str(generated / "Au")], out, model="fusion", device="cpu", progress=False, threshold=0.7)
     assert s3.counts["ok"] == 2
     with Store(out) as store:
         assert store.count() == 12 and len(store.runs()) == 3
@@ -44,7 +44,7 @@ def test_run_writes_files_and_rerun_skips(generated, tmp_path):
 
 def test_bad_files_are_one_line_errors_and_the_batch_goes_on(tmp_path):
     expected = write_tricky_folder(tmp_path / "in")
-    summary = run_batch([str(tmp_path / "in")], tmp_path / "out", device="cpu", progress=False)
+    summary = run_batch([str(tmp_path / "in")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     with Store(tmp_path / "out") as store:
         rows = {r["item_id"]: r for r in store.rows()}
     assert set(rows) == set(expected)
@@ -57,10 +57,10 @@ def test_bad_files_are_one_line_errors_and_the_batch_goes_on(tmp_path):
     assert "too large" in rows["bomb.png"]["error"] and "empty" in rows["empty.jpg"]["error"]
     assert summary.exit_code == 1  # partial failure
     # errors are not retried on a plain rerun (which still exits 1), but are with retry_errors
-    again = run_batch([str(tmp_path / "in")], tmp_path / "out", device="cpu", progress=False)
+    again = run_batch([str(tmp_path / "in")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     assert again.counts["skipped"] == len(expected) and again.exit_code == 1
     assert again.counts["skipped_errors"] == sum(not ok for ok in expected.values())
-    retry = run_batch([str(tmp_path / "in")], tmp_path / "out", device="cpu", progress=False, retry_errors=True)
+    retry = run_batch([str(tmp_path / "in")], tmp_path / "out", model="fusion", device="cpu", progress=False, retry_errors=True)
     assert retry.counts["error"] == sum(not ok for ok in expected.values())
 
 
@@ -96,7 +96,7 @@ def test_two_runs_cannot_write_one_store(generated, tmp_path):
     lock = _Lock(tmp_path / "out")
     try:
         with pytest.raises(StoreBusyError, match="another artifacts run"):
-            run_batch([str(generated / "Au")], tmp_path / "out", device="cpu", progress=False)
+            run_batch([str(generated / "Au")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     finally:
         lock.release()
 
@@ -129,7 +129,7 @@ def test_discovery_of_folders_globs_and_lists(tmp_path):
 
 
 def test_detection_json_on_disk_matches_the_store(generated, tmp_path):
-    run_batch([str(generated / "Au")], tmp_path / "out", device="cpu", progress=False)
+    run_batch([str(generated / "Au")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     with Store(tmp_path / "out") as store:
         for row, folder in store.iter_items():
             on_disk = json.loads((folder / "detection.json").read_text())
@@ -144,11 +144,11 @@ def test_ray_engine_gives_the_same_results_as_the_local_engine(generated, tmp_pa
     import filecmp
 
     inputs = [str(generated / "Tp"), str(generated / "Au")]
-    local = run_batch(inputs, tmp_path / "local", device="cpu", progress=False)
+    local = run_batch(inputs, tmp_path / "local", model="fusion", device="cpu", progress=False)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.png").write_bytes(b"not an image")
-    remote = run_batch(inputs + [str(bad)], tmp_path / "ray", device="cpu", progress=False, engine="ray",
+    remote = run_batch(inputs + [str(bad)], tmp_path / "ray", model="fusion", device="cpu", progress=False, engine="ray",
                        workers=2, batch_size=3)
     assert local.counts["ok"] == remote.counts["ok"] == 10 and remote.counts["error"] == 1
     with Store(tmp_path / "local") as a, Store(tmp_path / "ray") as b:
@@ -166,7 +166,7 @@ def test_ray_engine_gives_the_same_results_as_the_local_engine(generated, tmp_pa
                 else:
                     assert filecmp.cmp(left, right, shallow=False)
         assert "not a recognised image format" in [r for r in b.rows() if r["status"] == "error"][0]["error"]
-    again = run_batch(inputs, tmp_path / "ray", device="cpu", progress=False, engine="ray")
+    again = run_batch(inputs, tmp_path / "ray", model="fusion", device="cpu", progress=False, engine="ray")
     assert again.counts["skipped"] == 10  # resume works the same way
 
 
@@ -178,7 +178,7 @@ def test_equal_files_at_two_paths_are_two_results(generated, tmp_path):
     src = next((generated / "Au").iterdir())
     shutil.copy(src, tmp_path / "in" / "a" / "x.png")
     shutil.copy(src, tmp_path / "in" / "b" / "y.png")
-    run_batch([str(tmp_path / "in")], tmp_path / "out", device="cpu", progress=False)
+    run_batch([str(tmp_path / "in")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     with Store(tmp_path / "out") as store:
         assert sorted(r["item_id"] for r in store.rows()) == ["a/x.png", "b/y.png"]
     assert len((tmp_path / "out" / "results.csv").read_text().strip().splitlines()) == 3
@@ -188,8 +188,8 @@ def test_output_inside_the_input_folder_is_not_read_back(generated, tmp_path):
     import shutil
 
     shutil.copytree(generated / "Au", tmp_path / "in")
-    first = run_batch([str(tmp_path / "in")], tmp_path / "in" / "out", device="cpu", progress=False)
-    second = run_batch([str(tmp_path / "in")], tmp_path / "in" / "out", device="cpu", progress=False)
+    first = run_batch([str(tmp_path / "in")], tmp_path / "in" / "out", model="fusion", device="cpu", progress=False)
+    second = run_batch([str(tmp_path / "in")], tmp_path / "in" / "out", model="fusion", device="cpu", progress=False)
     assert first.counts["items"] == second.counts["items"] == 2 and second.counts["skipped"] == 2
 
 
@@ -199,7 +199,7 @@ def test_clean_never_touches_folders_it_did_not_create(generated, tmp_path):
     (notes / "keep.txt").write_text("mine")
     orphan = tmp_path / "out" / "items" / ("0" * 32)  # looks like a result folder, has no row
     orphan.mkdir()
-    run_batch([str(generated / "Au")], tmp_path / "out", device="cpu", progress=False)
+    run_batch([str(generated / "Au")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     assert (notes / "keep.txt").read_text() == "mine" and not orphan.exists()
 
 
@@ -209,9 +209,9 @@ def test_a_changed_file_replaces_its_old_result(generated, tmp_path):
     (tmp_path / "in").mkdir()
     first, second = sorted((generated / "Au").iterdir())[:2]
     shutil.copy(first, tmp_path / "in" / "x.png")
-    run_batch([str(tmp_path / "in")], tmp_path / "out", device="cpu", progress=False)
+    run_batch([str(tmp_path / "in")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     shutil.copy(second, tmp_path / "in" / "x.png")
-    run_batch([str(tmp_path / "in")], tmp_path / "out", device="cpu", progress=False)
+    run_batch([str(tmp_path / "in")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     with Store(tmp_path / "out") as store:
         rows = store.rows()
     assert len(rows) == 1 and rows[0]["inputs"]["image"]["sha256"] == file_sha256(second)
@@ -241,7 +241,7 @@ def test_a_failing_disk_marks_the_run_failed(generated, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Store, "commit", broken)
     with pytest.raises(StoreError, match="No space left"):
-        run_batch([str(generated / "Au")], tmp_path / "out", device="cpu", progress=False)
+        run_batch([str(generated / "Au")], tmp_path / "out", model="fusion", device="cpu", progress=False)
     monkeypatch.undo()
     with Store(tmp_path / "out") as store:
         (run,) = store.runs()

@@ -22,7 +22,7 @@ def test_lookup_by_bare_and_full_name_and_did_you_mean():
     assert model_info("noise-residual") is model_info("manipulation/noise-residual")
     with pytest.raises(KeyError, match="did you mean 'noise-residual'"):
         model_info("noise-residul")
-    assert default_model("manipulation") == "manipulation/fusion"
+    assert default_model("manipulation") == "manipulation/effnet-iml"
 
 
 def test_create_with_packaged_weights_and_overrides():

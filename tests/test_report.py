@@ -190,7 +190,7 @@ def test_errors_are_shown_and_names_are_escaped(store):
     assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;.png" in text
     evil = page.row_of(EVIL)  # shown as text, links to its real input
     assert evil["status"] == "ok" and any(local(store, x).name == "script>.png" for x in evil["links"])
-    assert "runs in this store" in "".join(page.text) and "manipulation/fusion" in "".join(page.text)
+    assert "runs in this store" in "".join(page.text) and "manipulation/effnet-iml" in "".join(page.text)
 
 
 def test_bundles_without_overlay_show_categories_and_elements(store):

@@ -1,7 +1,8 @@
 """Example inputs the app offers out of the box, written at startup from photos that ship with
 scikit-image (no download): a generated splice with its mask, a novel view with references, small
 photos for super-resolution, inpainting (with a mask) and reference-guided repair, a real photo
-whose PNG text claims it was generated (provenance vs content), and a zip for the batch tab."""
+whose PNG text claims it was generated (provenance vs content), a diffusion phantom with slice
+dropout (dMRI QC) and a zip for the batch tab."""
 from __future__ import annotations
 
 import zipfile
@@ -22,6 +23,7 @@ class Examples:
     inpaint_mask: str = ""
     batch_zip: str = ""
     tagged: str = ""
+    dmri: list[str] = field(default_factory=list)
 
 
 def _save(path: Path, pixels: np.ndarray) -> str:
@@ -49,6 +51,19 @@ def _tagged_png(path: Path, pixels: np.ndarray) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, pnginfo=info)
     return str(path)
+
+
+def _dmri_example(folder: Path) -> list[str]:
+    """The diffusion phantom with slice dropout in some volumes: NIfTI, .bval, .bvec, .json."""
+    from artifacts.datasets.dmri_artifacts import simulate
+    from artifacts.datasets.dmri_phantom import phantom
+    from artifacts.io.dmri import save_dwi
+
+    series = phantom(seed=0)
+    series.dataobj, _ = simulate(series, "dropout", severity=0.9, seed=2, fraction=0.2)
+    target = save_dwi(folder / "phantom_dropout_dwi.nii.gz", series)
+    stem = str(target)[: -len(".nii.gz")]
+    return [str(target)] + [stem + ext for ext in (".bval", ".bvec", ".json")]
 
 
 def write_examples(root: str | Path) -> Examples:
@@ -80,6 +95,8 @@ def write_examples(root: str | Path) -> Examples:
     ex.inpaint_mask = _save(root / "restore" / "damaged_mask.png", mask)
 
     ex.tagged = _tagged_png(root / "synthetic" / "tagged-real-photo.png", cat)
+
+    ex.dmri = _dmri_example(root / "dmri")
 
     ex.batch_zip = str(root / "batch-example.zip")
     with zipfile.ZipFile(ex.batch_zip, "w") as zf:

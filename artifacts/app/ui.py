@@ -32,16 +32,16 @@ import artifacts  # noqa: E402
 from artifacts.app.safety import safe_extract_zip, resolve_under_root  # noqa: E402
 
 RESTORE_TASKS = ("sr", "inpaint", "refrepair")
-BATCH_TASKS = ("manipulation", "synthetic", "views", "sr", "inpaint", "refrepair")
+BATCH_TASKS = ("manipulation", "synthetic", "dmri", "views", "sr", "inpaint", "refrepair")
 MAX_FILE_SIZE = "200mb"
 FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 HEADER = """# Artifacts
 Find artifacts in images and repair them, with the same models as the `artifacts` command and Python API.
-**Manipulation**, **Synthetic** (AI-generated images) and **Novel views** detect; **Restoration** repairs
-(super-resolution, inpainting, reference-guided repair); **Batch** runs any task over a folder or a zip
-and writes the usual report. dMRI artifact detection is not in the toolkit yet, so it has no tab.
+**Manipulation**, **Synthetic** (AI-generated images), **dMRI** (diffusion MRI series QC) and **Novel views**
+detect; **Restoration** repairs (super-resolution, inpainting, reference-guided repair); **Batch** runs any
+task over a folder or a zip and writes the usual report.
 Nothing leaves this machine: no analytics, no web fonts, no downloads."""
 
 def theme():
@@ -183,6 +183,50 @@ def run_views(view_path, ref_paths, model: str, opacity: float):
     return out[0], out[1], out[2], out[4], out[5]
 
 
+def _one_series(paths) -> Path:
+    """Uploaded files (each in its own temporary folder) copied into one folder by name, so the
+    NIfTI finds its .bval/.bvec/.json beside it; exactly one series is accepted."""
+    from artifacts.engine.items import NIFTI_SUFFIXES
+
+    folder = Path(tempfile.mkdtemp(prefix="artifacts-app-dmri-"))
+    for p in paths:
+        shutil.copy(p, folder / Path(p).name)
+    niftis = [p for p in folder.iterdir() if p.name.lower().endswith(NIFTI_SUFFIXES)]
+    if len(niftis) != 1:
+        raise ValueError(f"upload one series: one .nii or .nii.gz with its .bval and .bvec (got {len(niftis)} NIfTI files)")
+    return niftis[0]
+
+
+def run_dmri(paths, model: str, clean: bool):
+    _need(paths, "a diffusion series (.nii/.nii.gz with its .bval and .bvec)")
+    from artifacts.io.dmri import load_dwi, nifti_stem, save_dwi
+    from artifacts.report.dmri import series_files, volume_rows
+
+    with _user_errors():
+        nifti = _one_series([str(p) for p in paths])
+        series = load_dwi(nifti)
+        det = _model(model).detect(series)
+        files = {**det.to_files(), **series_files(det, series)}
+        files.pop("overlay.png", None)
+        out = _write(files, "dmri")
+        flagged = det.meta.get("flagged_volumes", [])
+        note = (f"**{len(flagged)} of {series.n_volumes} volumes flagged** (score >= {det.threshold:.2f})"
+                + (f": {', '.join(map(str, flagged))}" if flagged else "") + f". Series score {det.score:.3f}; "
+                f"model `{det.meta.get('model', '')}`. The grid shows every (volume, slice) score.")
+        if clean:
+            keep = det.elements["volume"] < det.threshold
+            if keep.any() and (keep & ~series.b0_mask).any():
+                target = save_dwi(Path(out[0]).parent / "clean" / nifti.name, series, keep)
+                out += [str(target)] + [str(target.with_name(nifti_stem(target) + ext)) for ext in (".bval", ".bvec")]
+                note += f" Clean series: {int(keep.sum())} volumes kept."
+            else:
+                note += " No clean series: every diffusion-weighted volume is flagged."
+    rows = volume_rows(det, series)
+    table = [[r["Volume"], r["bval"], r["Predicted Class"], r["Probability"], r["worst_slice"]] for r in rows]
+    picture = artifacts.load_image(next(p for p in out if p.endswith("qc.png"))).pixels
+    return picture, note, table, out
+
+
 # -- restoration -------------------------------------------------------------------------------
 def run_restore(task: str, model: str, image_path, mask_path, ref_paths):
     _need(image_path, "an image")
@@ -296,6 +340,25 @@ def build_app(root: str | os.PathLike = ".", examples_dir: str | os.PathLike | N
             s_run.click(run_synthetic, [s_file, s_model, s_opacity],
                         [s_in, s_over, s_score, s_prov, s_files, s_state], **busy)
             s_opacity.change(_overlay, [s_state, s_opacity], s_over)
+
+        with gr.Tab("dMRI", id="dmri"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    d_files = gr.File(label="Series: .nii/.nii.gz + .bval + .bvec (+ .json sidecar)",
+                                      file_count="multiple", type="filepath", elem_id="d_files")
+                    d_model = gr.Dropdown(_models("dmri"), value=_default("dmri"), label="Model")
+                    d_clean = gr.Checkbox(label="Also write the series without its flagged volumes", value=False)
+                    d_run = gr.Button("Check series", variant="primary", elem_id="d_run")
+                    gr.Examples([[ex.dmri]], inputs=[d_files], label="A diffusion phantom with slice dropout")
+                with gr.Column(scale=2):
+                    d_pic = gr.Image(label="Slice x volume scores and the worst slices", format="png",
+                                     interactive=False, elem_id="d_pic")
+                    d_note = gr.Markdown(elem_id="d_note")
+                    d_table = gr.Dataframe(headers=["volume", "b", "class", "score", "worst slice"],
+                                           label="Volumes", interactive=False, elem_id="d_table")
+                    d_out = gr.File(label="Downloads: qc.html, qc.png, volumes.csv, detection.json (+ clean series)",
+                                    file_count="multiple")
+            d_run.click(run_dmri, [d_files, d_model, d_clean], [d_pic, d_note, d_table, d_out], **busy)
 
         with gr.Tab("Novel views", id="views"):
             with gr.Row():

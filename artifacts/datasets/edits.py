@@ -50,6 +50,22 @@ def _adjust_colour(rng: Generator, img: np.ndarray, grey: bool) -> tuple[np.ndar
                  "gamma": meta_float(gamma)}
 
 
+def _match_colour(window: np.ndarray, around: np.ndarray, grey: bool) -> tuple[np.ndarray, dict]:
+    """Reinhard colour transfer: the donor window's per-channel mean and standard deviation in
+    CIE Lab (grey: luminance only) set to those of the host pixels it replaces, as an editor
+    matching a pasted object to its new scene would."""
+    src = cv2.cvtColor(window, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ref = cv2.cvtColor(around, cv2.COLOR_RGB2LAB).astype(np.float32)
+    chans = 1 if grey else 3
+    mu_s, sd_s = src.reshape(-1, 3).mean(0), src.reshape(-1, 3).std(0) + 1e-3
+    mu_r, sd_r = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0) + 1e-3
+    gain = np.clip(sd_r / sd_s, 0.5, 2.0)
+    out = src.copy()
+    out[..., :chans] = (src[..., :chans] - mu_s[:chans]) * gain[:chans] + mu_r[:chans]
+    out = cv2.cvtColor(np.clip(np.rint(out), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    return out, {"method": "reinhard-lab", "gain": [meta_float(g) for g in gain[:chans]]}
+
+
 def _splice(rng: Generator, host: np.ndarray, photo: Photo, pool: Sequence[Photo],
             cfg: GeneratorConfig, blend: bool) -> KindResult:
     H, W = host.shape[:2]
@@ -84,7 +100,9 @@ def _splice(rng: Generator, host: np.ndarray, photo: Photo, pool: Sequence[Photo
         quality = int(rng.integers(50, 96))
         window = jpeg(window, quality, photo.grey)
         dinfo["jpeg"] = quality
-    if rng.random() < 0.5:
+    if cfg.colour_match and rng.random() < cfg.colour_match:
+        window, dinfo["colour_match"] = _match_colour(window, host[hy0:hy1, hx0:hx1], photo.grey)
+    elif rng.random() < 0.5:
         window, dinfo["colour"] = _adjust_colour(rng, window, photo.grey)
     layer = host.copy()
     layer[hy0:hy1, hx0:hx1] = window

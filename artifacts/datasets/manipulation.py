@@ -27,7 +27,9 @@ Regions are random smooth blobs, random polygons/ellipses, or unions of
 adjacent SLIC superpixels grown by colour similarity (boundaries that follow
 image edges), always one connected component.  The whole result then goes
 through a random post-processing chain (resize, JPEG, blur, noise), recorded
-in ``Sample.meta``.  :func:`authentic` passes pristine photos through the same
+in ``Sample.meta``.  With ``GeneratorConfig.colour_match`` a splice's donor is,
+with that probability, colour-matched to the host pixels it replaces (Reinhard
+transfer in Lab) instead of randomly adjusted.  :func:`authentic` passes pristine photos through the same
 chain so that negatives share the post-processing.  With
 ``GeneratorConfig.host_jpeg`` set, every photo (host and donor) is first
 JPEG-compressed at a random quality right after its crop and downscale, so
@@ -95,6 +97,10 @@ class GeneratorConfig:
     # JPEG-grid and double-quantisation detectors); None (default) = no compression, and
     # then no random number is drawn for it, so existing seeds give identical samples
     host_jpeg: Optional[tuple[int, int]] = None
+    # probability that a splice's donor is colour-matched to the host around it (Reinhard transfer
+    # in Lab) instead of the random colour adjustment; 0 (default) draws no random number for it,
+    # so existing seeds give identical samples
+    colour_match: float = 0.0
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
@@ -107,6 +113,8 @@ class GeneratorConfig:
         lo, hi = self.area
         if not 0 < lo < hi <= 0.5:
             raise ValueError(f"area must satisfy 0 < lo < hi <= 0.5, got {self.area}")
+        if not 0.0 <= self.colour_match <= 1.0:
+            raise ValueError(f"colour_match must be a probability, got {self.colour_match}")
         if self.host_jpeg is not None:
             qlo, qhi = self.host_jpeg
             if not 1 <= qlo <= qhi <= 100:

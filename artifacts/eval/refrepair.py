@@ -38,7 +38,7 @@ class RepairSample(ViewSample):
 
 class RefRepairAdapter(ViewsAdapter):
     task = "refrepair"
-    model_tasks = ("refrepair", "inpaint")  # the repair and its baseline without references
+    model_tasks = ("refrepair", "inpaint", "diffusion")  # the repair and its baseline without references
 
     def read(self, data: str, work: Path | None = None) -> list[RepairSample]:
         from artifacts.engine.items import Item, hash_item, result_key

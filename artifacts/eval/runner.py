@@ -22,7 +22,8 @@ ADAPTERS = {"manipulation": "artifacts.eval.manipulation:ManipulationAdapter",
             "sr": "artifacts.eval.sr:SRAdapter",
             "refrepair": "artifacts.eval.refrepair:RefRepairAdapter",
             "synthetic": "artifacts.eval.synthetic:SyntheticAdapter",
-            "xaigd": "artifacts.eval.xaigd:XAIGDAdapter"}
+            "xaigd": "artifacts.eval.xaigd:XAIGDAdapter",
+            "dmri": "artifacts.eval.dmri:DMRIAdapter"}
 
 
 def get_adapter(task: str, **options: Any):

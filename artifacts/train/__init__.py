@@ -12,7 +12,11 @@ from typing import Any
 
 #: recipe name -> "module:function"
 RECIPES = {"calibration": "artifacts.train.calibration:calibrate", "safe": "artifacts.train.synthetic:train_safe",
-           "synthetic-calibration": "artifacts.train.synthetic_calibration:calibrate_synthetic"}
+           "synthetic-calibration": "artifacts.train.synthetic_calibration:calibrate_synthetic",
+           "iml": "artifacts.train.iml:train_iml",
+           "qcnet": "artifacts.train.dmri:train_qcnet",
+           "dmri-qc-calibration": "artifacts.detectors.dmri.qc:calibrate_qc",
+           "difix": "artifacts.train.diffusion:train_difix"}
 
 
 def recipe_function(info):

@@ -66,7 +66,6 @@ def logit(p):
     "fusion",
     config=FusionConfig,
     weights=(CALIBRATION,),
-    default=True,
     description="max-log-odds fusion of the applicable training-free manipulation detectors, recalibrated",
 )
 class FusionDetector(CalibratedDetector):

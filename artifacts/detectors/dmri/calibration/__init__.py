@@ -1,0 +1,1 @@
+"""Calibration files of the training-free dMRI detectors (``artifacts train dmri --model qc``)."""

@@ -1,0 +1,1 @@
+"""Weights of the dMRI detectors trained by this package (see docs/models/)."""

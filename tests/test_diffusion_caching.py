@@ -1,0 +1,131 @@
+"""Step caching on tiny random UNets: interval 1 reproduces the uncached output exactly, reuse
+skips the deep blocks, the wrappers are removed afterwards, and caching is off for one-step use."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from artifacts.restoration.diffusion.caching import StepCache, caching_applies  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def unet():
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    return UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(8, 16, 16), norm_num_groups=4,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D")).eval()
+
+
+def _sample(unet, steps=6, cache=None, seed=0):
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(num_train_timesteps=1000, clip_sample=False)
+    sched.set_timesteps(steps)
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        for t in sched.timesteps:
+            x = sched.step(unet(x, t).sample, t, x).prev_sample
+    return x
+
+
+def _count_calls(module):
+    """Count real computations of ``module`` (a submodule of a block: a skipped block returns its
+    cached output without calling its children; a hook on the block itself would fire anyway)."""
+    calls = []
+    h = module.register_forward_pre_hook(lambda m, a: calls.append(1))
+    return calls, h
+
+
+def test_interval_one_equals_uncached(unet):
+    ref = _sample(unet)
+    with StepCache(unet, interval=1, num_inference_steps=6) as c:
+        out = _sample(unet)
+    assert torch.equal(out, ref)
+    assert not c.active  # nothing to reuse at interval 1: the UNet is not even wrapped
+
+
+@pytest.mark.parametrize("correction", [None, "extrapolate"])
+def test_reuse_skips_deep_blocks_and_restores(unet, correction):
+    ref = _sample(unet)
+    calls, h = _count_calls(unet.mid_block.resnets[0])
+    outer, h2 = _count_calls(unet.up_blocks[-1].resnets[0])
+    with StepCache(unet, interval=3, branch=1, correction=correction, num_inference_steps=6) as c:
+        out = _sample(unet)
+    h.remove(), h2.remove()
+    assert c.stats()["full_steps"] == 2 and c.stats()["cached_steps"] == 4
+    assert len(calls) == 2 and len(outer) == 6  # deep part twice, outer branch every step
+    assert torch.isfinite(out).all() and not torch.equal(out, ref)
+    rel = (torch.linalg.vector_norm(out - ref) / torch.linalg.vector_norm(ref)).item()
+    assert rel < 0.5
+    for m in [unet, unet.mid_block, *unet.down_blocks, *unet.up_blocks]:
+        assert "forward" not in m.__dict__  # wrappers removed
+    assert torch.equal(_sample(unet), ref)
+
+
+def test_branch_recomputes_more_levels(unet):
+    deep, h = _count_calls(unet.up_blocks[0].resnets[0])
+    mid_level, h2 = _count_calls(unet.up_blocks[1].resnets[0])
+    with StepCache(unet, interval=2, branch=2, num_inference_steps=4):
+        _sample(unet, steps=4)
+    h.remove(), h2.remove()
+    assert len(deep) == 2 and len(mid_level) == 4
+    with pytest.raises(ValueError):
+        StepCache(unet, branch=3)
+
+
+def test_caching_off_for_one_step(unet):
+    assert not caching_applies(1) and not caching_applies(4, one_step=True)
+    assert caching_applies(4) and caching_applies(None) and not caching_applies(4, interval=1)
+    for kw in ({"num_inference_steps": 1}, {"num_inference_steps": 30, "one_step": True}):
+        with StepCache(unet, interval=3, **kw) as c:
+            assert not c.active
+            assert "forward" not in unet.__dict__ and "forward" not in unet.mid_block.__dict__
+            ref = _sample(unet, steps=1)
+        assert torch.equal(ref, _sample(unet, steps=1))
+        assert c.stats()["full_steps"] == 0
+
+
+def test_conditional_unet_two_calls_per_step_cached_per_call():
+    """CFG run as two UNet calls per step (here of different batch): each call reuses its own
+    features from the last full step, never the other call's."""
+    from artifacts.restoration.diffusion.editing import tiny_sd_unet
+
+    sd = tiny_sd_unet(cross_attention_dim=8)
+    emb = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(2))
+
+    def run(calls):
+        outs = []
+        with torch.no_grad():
+            for t in (900, 600, 300):
+                for b in calls:
+                    outs.append(sd(x[:b], t, encoder_hidden_states=emb[:b]).sample)
+        return outs
+
+    ref = run((2, 1))
+    with StepCache(sd, interval=3, num_inference_steps=3) as c:
+        out = run((2, 1))
+    assert c.stats()["full_steps"] == 1 and c.stats()["cached_steps"] == 2
+    assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])  # step 0: full
+    assert not torch.equal(out[2], ref[2]) and not torch.equal(out[3], ref[3])  # reused
+    with StepCache(sd, interval=3, num_inference_steps=3):
+        alone = run((1,))
+    assert torch.equal(out[3], alone[1]) and torch.equal(out[5], alone[2])
+    with StepCache(sd, interval=3, num_inference_steps=3):
+        with torch.no_grad():
+            sd(x, 900, encoder_hidden_states=emb)
+            y = sd(x[:1], 600, encoder_hidden_states=emb[:1]).sample  # shape differs from call 0
+    assert torch.equal(y, sd(x[:1], 600, encoder_hidden_states=emb[:1]).sample.detach())
