@@ -47,3 +47,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "artifacts", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a test module of tiny tensors (faster, and on a shared 2-core machine
+    two OpenMP threads competing with other jobs were ~20x slower); restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

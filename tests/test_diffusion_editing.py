@@ -21,14 +21,7 @@ from artifacts.restoration.diffusion import ldsr  # noqa: E402
 EMB = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and on a shared 2-core machine two OpenMP threads
-    competing with other jobs were ~20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
