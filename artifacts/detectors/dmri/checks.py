@@ -40,11 +40,15 @@ gibbs       *k-space truncation*: a truncated acquisition has no signal beyond i
 noise       *noise level*: white noise fills k-space evenly, while the object's spectrum decays;
             the outer-band magnitude is the noise standard deviation. ``log(sigma / S_ref)`` with
             ``S_ref`` the mean b=0 foreground signal.
-motion      *inter-volume motion*: one Lucas-Kanade step of a 12-parameter affine displacement
-            from the leave-one-out prediction to the volume (smoothed, inside the dilated mask,
-            slice outliers left out: a dropped slice is an intensity change, not a shift); the RMS
-            displacement over the mask in mm.
-eddy        *eddy currents*: the same fit, the displacement along phase encoding (voxels) - eddy
+motion      *inter-volume motion*: the volume's *outline* (the smoothed volume over half its
+            median head signal, clipped to 1: diffusion contrast saturates away, only where the
+            head is remains) registered to the voxel-wise median outline of its group (b=0 / DW)
+            by one Lucas-Kanade step of a 12-parameter affine displacement in a band around the
+            head's edge (the volume's own outlier slices left out: a dropped slice loses its
+            outline, it does not move); the RMS displacement along readout and slice axes in mm
+            (eddy fields act along phase encoding only). The median reference is not spoiled by a
+            minority of moved volumes, as a model prediction from all volumes would be.
+eddy        *eddy currents*: the same fit's displacement along phase encoding (voxels) - eddy
             fields shift, shear and scale along PE only - and, since the eddy field of a volume is
             proportional to its gradient (``e = C g``), its four PE parameters (shift, and the
             scale/shear terms along readout, PE and slice) regressed on the gradient directions of
@@ -55,8 +59,9 @@ eddy        *eddy currents*: the same fit, the displacement along phase encoding
 dropout     see :mod:`artifacts.detectors.dmri.outliers` (slice signal loss).
 =========== ==================================================================================
 
-Volumes nothing predicts (the only b=0 of a series) get no motion/eddy/residual-based evidence;
-their own-profile and k-space checks still run.
+Volumes nothing predicts (the only b=0 of a series) get no residual-based evidence, and a group of
+fewer than 3 volumes (a lone b=0) no motion/eddy evidence; their own-profile and k-space checks
+still run.
 """
 from __future__ import annotations
 
@@ -197,47 +202,70 @@ def ghost(data: np.ndarray, mask: np.ndarray, pe_axis: int, bvals: np.ndarray | 
 # ----------------------------------------------------------------------------- motion / eddy
 
 
-def displacement(data: np.ndarray, mask: np.ndarray, res: Residuals, zooms, pe_axis: int,
+def outline_images(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Contrast-free outline of every volume: the smoothed volume over half its median foreground
+    signal, clipped to [0, 1] and smoothed again. Inside the head everything saturates to 1, so
+    diffusion contrast (anisotropy, CSF darkening with b) leaves it alone; only the outline, and
+    hence where the volume *is*, remains."""
+    from scipy.ndimage import gaussian_filter
+
+    out = np.empty(data.shape, np.float32)
+    for v in range(data.shape[3]):
+        sm = gaussian_filter(data[..., v], 1.0)
+        thr = 0.5 * float(np.median(sm[mask])) if mask.any() else float(np.median(sm))
+        out[..., v] = gaussian_filter(np.clip(sm / max(thr, 1e-9), 0.0, 1.0), 1.0)
+    return out
+
+
+def displacement(data: np.ndarray, mask: np.ndarray, bvals: np.ndarray, zooms, pe_axis: int,
                  exclude: np.ndarray | None = None) -> dict:
-    """One Lucas-Kanade step of an affine displacement from each volume's prediction to the volume.
+    """Affine displacement of each volume's outline against the voxel-wise median outline of its
+    group (b=0 / diffusion-weighted), one Lucas-Kanade step of 12 parameters in a band around the
+    head's edge.
 
-    ``exclude`` (N, Z): slices left out of a volume's fit (slice outliers: a dropped slice is an
-    intensity change, which the fit would otherwise read as a displacement)."""
-    from scipy.ndimage import binary_dilation, gaussian_filter
+    The median reference is robust to a minority of displaced volumes (the moved volumes do not
+    spoil the others' reference, as they would a model prediction), and the outline carries no
+    diffusion contrast. ``exclude`` (N, Z): a volume's slices left out of its own fit (slice
+    outliers: a dropped slice moves the outline of that slice only by losing it). ``motion_mm``:
+    RMS over the band of the displacement along the readout and slice axes, in mm (eddy fields
+    move signal along phase encoding only, so they do not enter it); ``eddy_vox``: RMS of the PE
+    component in voxels. A group of fewer than 3 volumes (a lone b=0) has no reference: NaN."""
+    from scipy.ndimage import binary_dilation, binary_erosion
 
-    nx, ny, nz, n = data.shape
-    region_all = binary_dilation(mask, iterations=2)
-    motion = np.full(n, np.nan)
-    eddy = np.full(n, np.nan)
+    n = data.shape[3]
+    motion, eddy = np.full(n, np.nan), np.full(n, np.nan)
     params = np.full((n, 12), np.nan)
+    band = binary_dilation(mask, iterations=3) & ~binary_erosion(mask, iterations=3)
+    if band.sum() < 50:
+        return {"motion_mm": motion, "eddy_vox": eddy, "params": params}
+    soft = outline_images(data, mask)
+    idx = np.nonzero(band)
+    coords = [(idx[a] - (data.shape[a] - 1) / 2) / data.shape[a] for a in range(3)]
     z = np.asarray(zooms, float)[:3]
-    for v in np.flatnonzero(res.predictable):
-        region = region_all
-        if exclude is not None and exclude[v].any():
-            region = region_all & ~np.asarray(exclude[v], bool)[None, None, :]
-        idx = np.nonzero(region)
-        if idx[0].size < 50:
+    other = [a for a in range(3) if a != pe_axis]
+    b0 = np.asarray(bvals, float) <= B0_THRESHOLD
+    ones = np.ones_like(coords[0])
+    for group in (b0, ~b0):
+        if group.sum() < 3:
             continue
-        coords = [(idx[a] - (data.shape[a] - 1) / 2) / data.shape[a] for a in range(3)]
-        pred = res.prediction(v)
-        pred = np.where(np.isfinite(pred), pred, 0.0)
-        obs = gaussian_filter(data[..., v], 1.0)
-        ref = gaussian_filter(pred, 1.0)
+        ref = np.median(soft[..., group], axis=3)
         grads = np.gradient(ref)
-        r = (obs - ref)[idx]
-        cols = [ref[idx]]  # global intensity change absorbed
-        for a in range(3):
-            ga = grads[a][idx]
-            cols += [ga, ga * coords[0], ga * coords[1], ga * coords[2]]
-        x = np.stack(cols, axis=1).astype(np.float64)
-        xtx = x.T @ x
-        coef = np.linalg.solve(xtx + 1e-9 * np.trace(xtx) / len(xtx) * np.eye(len(xtx)), x.T @ r)
-        p = -coef[1:]  # displacement parameters (voxels): obs(x) ~ ref(x - d)
-        params[v] = p
-        d = [p[4 * a] + p[4 * a + 1] * coords[0] + p[4 * a + 2] * coords[1] + p[4 * a + 3] * coords[2]
-             for a in range(3)]
-        motion[v] = float(np.sqrt(np.mean(sum((d[a] * z[a]) ** 2 for a in range(3)))))
-        eddy[v] = float(np.sqrt(np.mean(d[pe_axis] ** 2)))
+        x = np.stack([g[idx] * c for g in grads for c in (ones, *coords)], axis=1).astype(np.float64)
+        for v in np.flatnonzero(group):
+            rows = slice(None)
+            if exclude is not None and exclude[v].any():
+                rows = ~np.asarray(exclude[v], bool)[idx[2]]
+                if rows.sum() < 50:
+                    continue
+            xv = x[rows]
+            xtx = xv.T @ xv
+            coef = np.linalg.solve(xtx + 1e-9 * np.trace(xtx) / 12 * np.eye(12), xv.T @ (soft[..., v][idx][rows] - ref[idx][rows]))
+            p = -coef  # displacement parameters (voxels): obs(x) ~ ref(x - d)
+            params[v] = p
+            d = [p[4 * a] + p[4 * a + 1] * coords[0] + p[4 * a + 2] * coords[1] + p[4 * a + 3] * coords[2]
+                 for a in range(3)]
+            motion[v] = float(np.sqrt(np.mean(sum((d[a] * z[a]) ** 2 for a in other))))
+            eddy[v] = float(np.sqrt(np.mean(d[pe_axis] ** 2)))
     return {"motion_mm": motion, "eddy_vox": eddy, "params": params}
 
 
@@ -339,11 +367,9 @@ def run_checks(data: np.ndarray, bvals: np.ndarray, bvecs: np.ndarray, *, zooms=
     il = interlace(data, mask, res)
     from artifacts.detectors.dmri.outliers import detrend_parity, modified_z
 
+    # a volume's own outlier slices (a dropout, a spike) are left out of its outline fit
     outlier_cells = np.abs(modified_z(detrend_parity(slice_medians(res.resid)), res.predictable)) > 6.0
-    # a slice with an outlier anywhere is left out of every volume's fit: there the predictions of the
-    # other volumes come from a refit with fewer volumes (or were pulled by the outlier)
-    outlier_slices = np.broadcast_to(outlier_cells.any(axis=0), outlier_cells.shape)
-    mo = displacement(data, mask, res, zooms, pe, exclude=outlier_slices)
+    mo = displacement(data, mask, bvals, zooms, pe, exclude=outlier_cells)
     vib = vibration(data, mask, bvals, bvecs)
     n = data.shape[3]
     mo["eddy_fit_vox"] = eddy_coherence(mo["params"], np.asarray(bvals, float), np.asarray(bvecs, float), pe)
