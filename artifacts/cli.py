@@ -170,7 +170,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         spec = info.weight_spec()
         rows.append({
             "model": name,
-            "weights": f"{spec.tag} ({info.weight_status()})" if spec else "none needed",
+            "weights": (f"{spec.tag} ({info.weight_status()})" if spec
+                        else getattr(info.cls, "weights_note", "none needed")),
             "threshold": spec.threshold if spec else None,
             "default": info.default,
             "description": info.description,

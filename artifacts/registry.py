@@ -45,7 +45,7 @@ BUILTIN_MODULES = (
     "artifacts.detectors.dmri.qcnet",
     "artifacts.detectors.views.puzzlesim",
     "artifacts.detectors.dmri.outliers", "artifacts.detectors.dmri.checks", "artifacts.detectors.dmri.qc",
-    "artifacts.restoration.sr.backends",
+    "artifacts.restoration.sr.backends", "artifacts.restoration.sr.sd_x4",
     "artifacts.restoration.inpainters",
     "artifacts.restoration.repairers",
     "artifacts.restoration.diffusion.restorer",

@@ -10,6 +10,11 @@ shared machine the minimum is the less disturbed estimate), and the change of th
 (relative L2 ``||x_N - x_1|| / ||x_1||`` and PSNR of the images in [0, 1] against the uncached
 images). ``--mode generate`` samples from pure noise; ``--mode img2img`` runs SDEdit-style from
 held-out photo crops (scikit-image ``camera``, never used in training) noised to ``--strength``.
+``--nonuniform`` adds, per interval, a non-uniform schedule with the same number of full UNet
+passes (``StepCache(full_steps=...)``), placed by :func:`~artifacts.restoration.diffusion.caching.
+schedule_from_changes` from the deep-feature change per step measured in one uncached calibration
+run on other noise (seed + 1000; other crops in img2img), plain and rectified, and prints the
+uniform and non-uniform rows side by side; ``--intervals 2,3,4`` picks the intervals.
 
 The model is not random: a small unconditional ``UNet2DModel`` (16/32/64/64 channels, 1.04 M
 parameters) trained here (seeded, epsilon prediction, 1000-step linear DDPM schedule, 1000
@@ -26,6 +31,8 @@ directory (``config.json`` + weights) benchmarks that instead.
     python bench/diffusion_cache.py --mode img2img --strength 0.6 \
         --json bench/results/diffusion_cache_img2img.json --png bench/results/diffusion_cache_img2img.png
     python bench/diffusion_cache.py --train-only         # just train and save the model
+    python bench/diffusion_cache.py --nonuniform --intervals 2,3,4,6,8 --n 4 --repeats 3 \
+        --json bench/results/diffusion_cache_nonuniform.json --png bench/results/diffusion_cache_nonuniform.png
 
 Run single-threaded by default (``--threads 1``): on the shared 2-core machine two OpenMP threads
 competing with other jobs were ~20x slower than one.
@@ -205,11 +212,13 @@ def denoise_check(unet, crops) -> list[dict]:
 
 
 def bench(model_dir: Path, steps: int, max_interval: int, branch: int, n: int, repeats: int,
-          seed: int, mode: str = "generate", strength: float = 0.6) -> dict:
+          seed: int, mode: str = "generate", strength: float = 0.6, intervals=None, nonuniform: bool = False,
+          measure: str = "sensitivity", calib_n: int = 2) -> dict:
     import torch
     from diffusers import DDIMScheduler, UNet2DModel
 
-    from artifacts.restoration.diffusion.caching import StepCache
+    from artifacts.restoration.diffusion.caching import (StepCache, feature_changes, reuse_sensitivity,
+                                                         schedule_from_changes, uniform_full_steps)
 
     unet = UNet2DModel.from_pretrained(model_dir, local_files_only=True).eval()
     sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
@@ -220,10 +229,31 @@ def bench(model_dir: Path, steps: int, max_interval: int, branch: int, n: int, r
     check = denoise_check(unet, crops)
     init = crops if mode == "img2img" else None
     _sample(unet, sched, noise, 2)  # warm-up
+    intervals = list(intervals or range(2, max_interval + 1))
+    max_interval = max(intervals)
+    n_run = steps if init is None else len(range(int(round(steps * (1 - strength))), steps))
+    kinds = ["deepcache", "erta"] + (["nonuniform", "nonuniform_erta"] if nonuniform else [])
     variants = [("uncached", None)]
-    for k in range(2, max_interval + 1):
+    calibration = None
+    if nonuniform:  # one calibration run on other noise (and other crops): never the evaluated samples
+        g_cal = torch.Generator().manual_seed(seed + 1000)
+        cal_noise = torch.randn(calib_n, 3, 32, 32, generator=g_cal)
+        cal_init = held_out_crops(calib_n, seed + 1000) if init is not None else None
+        cal_run = lambda: _sample(unet, sched, cal_noise, steps, init=cal_init, strength=strength)  # noqa: E731
+        t_cal = time.perf_counter()
+        changes = feature_changes(unet, cal_run, branch=branch, measure="output" if measure == "output" else "feature")
+        sens = reuse_sensitivity(unet, cal_run, n_run, branch=branch) if measure == "sensitivity" else None
+        calibration = {"measure": measure, "calib_images": calib_n, "change_per_step": [round(c, 5) for c in changes],
+                       "sensitivity_per_step": sens and [round(c, 6) for c in sens], "schedules": {},
+                       "calibration_s": round(time.perf_counter() - t_cal, 1)}
+    for k in intervals:
         variants.append((f"deepcache_i{k}", dict(interval=k, branch=branch, correction=None)))
         variants.append((f"erta_i{k}", dict(interval=k, branch=branch, correction="extrapolate")))
+        if nonuniform:
+            full = schedule_from_changes(changes, len(uniform_full_steps(n_run, k)), sensitivity=sens)
+            calibration["schedules"][k] = full
+            variants.append((f"nonuniform_i{k}", dict(full_steps=full, branch=branch, correction=None)))
+            variants.append((f"nonuniform_erta_i{k}", dict(full_steps=full, branch=branch, correction="extrapolate")))
     times = {name: [] for name, _ in variants}
     outs = {}
     for r in range(repeats):  # alternate variants inside each repeat: drift hits all alike
@@ -235,14 +265,13 @@ def bench(model_dir: Path, steps: int, max_interval: int, branch: int, n: int, r
             outs[name] = out
             if cache is not None:
                 outs[name + "/stats"] = cache.stats()
-    n_run = steps if init is None else len(range(int(round(steps * (1 - strength))), steps))
     ref = outs["uncached"]
     samples = {k: v for k, v in outs.items() if k in ("uncached", f"deepcache_i{max_interval}",
-                                                       f"erta_i{max_interval}")}
+                                                       f"erta_i{max_interval}", f"nonuniform_i{max_interval}")}
     t_ref = statistics.median(times["uncached"])
     rows = []
-    for k in range(1, max_interval + 1):
-        for kind in ("deepcache", "erta"):
+    for k in [1] + intervals:
+        for kind in kinds:
             name = "uncached" if k == 1 else f"{kind}_i{k}"
             out = outs[name]
             t = statistics.median(times[name])
@@ -255,8 +284,27 @@ def bench(model_dir: Path, steps: int, max_interval: int, branch: int, n: int, r
                          "full_steps": (outs.get(name + "/stats") or {}).get("full_steps", n_run)})
     if init is not None:
         samples = {"input (held-out camera crops)": crops, **samples}
-    return {"rows": rows, "uncached_median_s": round(t_ref, 4), "_samples": samples,
-            "denoise_check_held_out": check}
+    res = {"rows": rows, "uncached_median_s": round(t_ref, 4), "_samples": samples,
+           "denoise_check_held_out": check}
+    if calibration is not None:
+        res["nonuniform_calibration"] = calibration
+    return res
+
+
+def side_by_side(rows: list[dict]) -> str:
+    """Uniform and non-uniform schedules at the same number of full UNet passes: speed-up from the
+    medians, relative L2 change (plain reuse / rectified)."""
+    by = {(r["method"], r["interval"]): r for r in rows}
+    lines = ["| full passes (interval) | uniform: speed-up | change | rectified | non-uniform: speed-up | change "
+             "| rectified |", "|---|---|---|---|---|---|---|"]
+    for k in sorted({r["interval"] for r in rows if r["interval"] > 1}):
+        u, ue, nu, ne = (by.get((m, k)) for m in ("deepcache", "erta", "nonuniform", "nonuniform_erta"))
+        if None in (u, ue, nu, ne):
+            continue
+        lines.append(f"| {u['full_steps']} ({k}) | {u['speedup']:.2f}x | {100 * u['rel_l2']:.2f} % | "
+                     f"{100 * ue['rel_l2']:.2f} % ({ue['speedup']:.2f}x) | {nu['speedup']:.2f}x | "
+                     f"{100 * nu['rel_l2']:.2f} % | {100 * ne['rel_l2']:.2f} % ({ne['speedup']:.2f}x) |")
+    return "\n".join(lines)
 
 
 def save_samples(samples: dict, path: Path) -> None:
@@ -286,8 +334,10 @@ def plot(result: dict, path: Path) -> str:
         return _plot_cv2(result, path)
     rows = result["rows"]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-    for kind, style in (("deepcache", "o-"), ("erta", "s--")):
+    for kind, style in (("deepcache", "o-"), ("erta", "s--"), ("nonuniform", "^-"), ("nonuniform_erta", "v--")):
         r = [x for x in rows if x["method"] == kind]
+        if not r:
+            continue
         ax[0].plot([x["interval"] for x in r], [x["speedup_min"] for x in r], style, label=kind)
         ax[1].plot([x["interval"] for x in r], [100 * x["rel_l2"] for x in r], style, label=kind)
     ax[0].set(xlabel="cache interval", ylabel="speed-up x")
@@ -309,7 +359,9 @@ def _plot_cv2(result: dict, path: Path) -> str:
     rows = result["rows"]
     W, H, m = 420, 300, 50
     canvas = np.full((H, 2 * W, 3), 255, np.uint8)
-    colours = {"deepcache": (200, 80, 0), "erta": (0, 120, 230)}
+    colours = {"deepcache": (200, 80, 0), "erta": (0, 120, 230), "nonuniform": (0, 160, 0),
+               "nonuniform_erta": (160, 0, 160)}
+    colours = {k: v for k, v in colours.items() if any(r["method"] == k for r in rows)}
     panels = (("speedup_min", "speed-up x (min time)", 1.0), ("rel_l2", "relative L2 change %", 100.0))
     kmax = max(r["interval"] for r in rows)
     for p, (key, label, scale) in enumerate(panels):
@@ -317,10 +369,11 @@ def _plot_cv2(result: dict, path: Path) -> str:
         vals = [r[key] * scale for r in rows]
         vmax = max(max(vals), 1.05 if key == "rel_l2" else 1.0) * 1.1
         px = lambda k: int(ox + m + (k - 1) / max(kmax - 1, 1) * (W - 1.5 * m))  # noqa: E731
+        shown = sorted({r["interval"] for r in rows})
         py = lambda v: int(H - m - v / vmax * (H - 1.6 * m))  # noqa: E731
         cv2.line(canvas, (ox + m, H - m), (ox + W - m // 2, H - m), (0, 0, 0), 1)
         cv2.line(canvas, (ox + m, H - m), (ox + m, m // 2), (0, 0, 0), 1)
-        for k in range(1, kmax + 1):
+        for k in shown:
             cv2.putText(canvas, str(k), (px(k) - 4, H - m + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
         for frac in (0, 0.5, 1.0):
             v = vmax * frac / 1.1
@@ -334,7 +387,7 @@ def _plot_cv2(result: dict, path: Path) -> str:
                 cv2.line(canvas, a, b, col, 2, cv2.LINE_AA)
             for q in pts:
                 cv2.circle(canvas, q, 3, col, -1)
-            cv2.putText(canvas, kind, (ox + W - 110, 40 + 15 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1)
+            cv2.putText(canvas, kind, (ox + W - 130, 40 + 15 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1)
     cv2.imwrite(str(path), canvas)
     return "opencv"
 
@@ -347,6 +400,16 @@ def main(argv=None) -> int:
     ap.add_argument("--train-batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--max-interval", type=int, default=8)
+    ap.add_argument("--intervals", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="comma list of cache intervals (default 2..--max-interval)")
+    ap.add_argument("--nonuniform", action="store_true",
+                    help="also run non-uniform schedules with the same number of full steps as each interval, "
+                         "picked from the feature change measured in one calibration run on other noise")
+    ap.add_argument("--measure", choices=("sensitivity", "output", "feature"), default="sensitivity",
+                    help="--nonuniform: how the schedule is picked: sensitivity = deep-feature drift weighted by the "
+                         "final output's change when each step alone reuses (one run per step, dynamic programming); "
+                         "output / feature = greedy split of the per-step change of the UNet output / deep feature")
+    ap.add_argument("--calib-n", type=int, default=2, help="--nonuniform: images in the calibration runs")
     ap.add_argument("--branch", type=int, default=1, help="outer UNet levels recomputed on cached steps")
     ap.add_argument("--n", type=int, default=8, help="images sampled per run")
     ap.add_argument("--repeats", type=int, default=5)
@@ -371,7 +434,8 @@ def main(argv=None) -> int:
         return 0
     log_file = model_dir / "train_log.json"
     train_info = json.loads(log_file.read_text()) if log_file.exists() else None
-    res = bench(model_dir, a.steps, a.max_interval, a.branch, a.n, a.repeats, a.seed, a.mode, a.strength)
+    res = bench(model_dir, a.steps, a.max_interval, a.branch, a.n, a.repeats, a.seed, a.mode, a.strength,
+                a.intervals, a.nonuniform, a.measure, a.calib_n)
     import diffusers
 
     res.update({
@@ -402,6 +466,9 @@ def main(argv=None) -> int:
     for r in res["rows"]:
         print(f"| {r['method']} | {r['interval']} | {r['full_steps']} | {r['median_s']} | {r['speedup']} | "
               f"{r['min_s']} | {r['speedup_min']} | {100 * r['rel_l2']:.3f} | {r['psnr_db']} |")
+    if a.nonuniform:
+        print(side_by_side(res["rows"]))
+        print("non-uniform full steps:", res["nonuniform_calibration"]["schedules"])
     print(f"wrote {a.json} and {a.png} ({res['plot_backend']})")
     return 0
 

@@ -124,3 +124,71 @@ def test_conditional_unet_two_calls_per_step_cached_per_call():
             sd(x, 900, encoder_hidden_states=emb)
             y = sd(x[:1], 600, encoder_hidden_states=emb[:1]).sample  # shape differs from call 0
     assert torch.equal(y, sd(x[:1], 600, encoder_hidden_states=emb[:1]).sample.detach())
+
+
+def test_explicit_schedule_runs_full_exactly_at_the_listed_steps(unet):
+    """Non-uniform schedule: the deep part runs at steps 0, 1, 2 and 6 of 8 (and only there), the
+    outer branch every step; the same count as uniform interval 2 gives another output."""
+    from artifacts.restoration.diffusion.caching import uniform_full_steps
+
+    deep_at, step = [], {"k": -1}
+    h = unet.mid_block.resnets[0].register_forward_pre_hook(lambda m, a: deep_at.append(step["k"]))
+    h2 = unet.conv_in.register_forward_pre_hook(lambda m, a: step.__setitem__("k", step["k"] + 1))
+    with StepCache(unet, full_steps=[6, 2, 1], num_inference_steps=8) as c:
+        out = _sample(unet, steps=8)
+    h.remove(), h2.remove()
+    assert deep_at == [0, 1, 2, 6]  # step 0 is always full
+    st = c.stats()
+    assert st["full_step_indices"] == [0, 1, 2, 6] and st["full_steps"] == 4 and st["cached_steps"] == 4
+    assert st["schedule"] == [0, 1, 2, 6] and st["interval"] is None
+    with StepCache(unet, full_steps=uniform_full_steps(8, 2), num_inference_steps=8) as u:
+        uni = _sample(unet, steps=8)
+    with StepCache(unet, interval=2, num_inference_steps=8) as u2:
+        uni2 = _sample(unet, steps=8)
+    assert u.stats()["full_step_indices"] == u2.stats()["full_step_indices"] == [0, 2, 4, 6]
+    assert torch.equal(uni, uni2) and not torch.equal(out, uni)
+    with StepCache(unet, full_steps=range(8), num_inference_steps=8) as everything:
+        assert not everything.active  # every step full: nothing to reuse, UNet untouched
+
+
+def test_schedule_from_measured_feature_changes(unet):
+    from artifacts.restoration.diffusion.caching import feature_changes, schedule_from_changes
+
+    ch = feature_changes(unet, lambda: _sample(unet, steps=8), branch=1)
+    assert len(ch) == 8 and ch[0] == 0 and all(c > 0 for c in ch[1:])
+    assert "forward" not in unet.__dict__ and not unet.up_blocks[1]._forward_hooks
+    for n in (1, 3, 5, 8):
+        s = schedule_from_changes(ch, n)
+        assert len(s) == n and s[0] == 0 and s == sorted(set(s))
+    # fast change at the end: the full steps crowd there
+    assert schedule_from_changes([0, 0.01, 0.01, 0.01, 0.01, 0.5, 0.5, 0.5], 4) == [0, 5, 6, 7]
+    assert schedule_from_changes([0, 0.5, 0.5, 0.01, 0.01, 0.01, 0.01, 0.01], 3) == [0, 1, 2]
+
+
+def test_sensitivity_weighted_schedule_is_the_optimum(unet):
+    """With per-step sensitivities the schedule minimises the modelled cost exactly (checked
+    against brute force); sensitivity concentrated early pulls the full steps early."""
+    import itertools
+    import random
+
+    from artifacts.restoration.diffusion.caching import reuse_sensitivity, schedule_from_changes
+
+    def cost(full, f, sens):
+        total, drift = 0.0, 0.0
+        for k in range(1, len(f)):
+            drift = 0.0 if k in full else drift + f[k]
+            total += 0.0 if k in full else sens[k] / f[k] * drift
+        return total
+
+    rnd = random.Random(0)
+    f = [0.0] + [rnd.uniform(0.01, 0.2) for _ in range(8)]
+    sens = [0.0] + [rnd.uniform(0.0, 0.05) for _ in range(8)]
+    for n_full in (2, 3, 5):
+        got = schedule_from_changes(f, n_full, sensitivity=sens)
+        best = min(([0, *c] for c in itertools.combinations(range(1, 9), n_full - 1)), key=lambda s: cost(s, f, sens))
+        assert len(got) == n_full and cost(got, f, sens) == pytest.approx(cost(best, f, sens))
+    early = [0, 0.5, 0.5, 0.5, 0.01, 0.01, 0.01, 0.01]
+    assert schedule_from_changes([0] + [0.1] * 7, 4, sensitivity=early) == [0, 1, 2, 3]
+    sens = reuse_sensitivity(unet, lambda: _sample(unet, steps=5), 5)
+    assert len(sens) == 5 and sens[0] == 0 and max(sens) > 0
+    assert "forward" not in unet.__dict__ and "forward" not in unet.mid_block.__dict__

@@ -75,10 +75,12 @@ class SRAdapter:
 
     @staticmethod
     def default_models() -> list[str]:
-        """Every sr model whose weights are available offline (Real-ESRGAN needs the [sr] extra)."""
+        """Every sr model whose weights are available offline (Real-ESRGAN needs the [sr] extra), less the
+        opt-in ones (``sd-x4`` needs a local folder: name it with --model and --set model_dir=DIR)."""
         from artifacts.registry import list_models, model_info
 
-        return [m for m in list_models("sr") if model_info(m).weight_status() != "missing"]
+        return [m for m in list_models("sr") if model_info(m).weight_status() != "missing"
+                and not getattr(model_info(m).cls, "opt_in", False)]
 
     def stats(self, samples: list[SRSample], results: list) -> list[dict[str, Any]]:
         from artifacts.io import load_image

@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["check_x4_upscaler_dir", "load_x4_upscaler", "tiny_x4_upscaler", "X4Pipeline", "X4Upscaler",
-           "FrequencyCompensation", "fit_frequency_compensation", "upscale_tiled"]
+__all__ = ["check_x4_upscaler_dir", "load_x4_upscaler", "load_frequency_compensation", "tiny_x4_upscaler",
+           "X4Pipeline", "X4Upscaler", "FrequencyCompensation", "fit_frequency_compensation", "upscale_tiled"]
 
 REQUIRED = ("unet", "vae", "scheduler", "low_res_scheduler")
 FREQ_FILE = "frequency_compensation.safetensors"
@@ -176,17 +176,28 @@ def load_x4_upscaler(path, device: str = "cpu", torch_dtype=None) -> X4Pipeline:
         cls_name = (idx.get(name) or [None, default])[1] or default
         cls = getattr(diffusers, cls_name, None) or getattr(diffusers, default)
         scheds[name] = cls.from_pretrained(str(path), subfolder=name, local_files_only=True)
-    fc = None
-    f = Path(path) / FREQ_FILE
-    if f.is_file():
-        from safetensors.torch import load_file
-
-        fc = FrequencyCompensation(**json.loads((Path(path) / "frequency_compensation.json").read_text()))
-        fc.load_state_dict(load_file(str(f)))
-        fc.eval()
+    fc = load_frequency_compensation(path) if (Path(path) / FREQ_FILE).is_file() else None
     pipe = X4Pipeline(unet, vae, scheds["scheduler"], scheds["low_res_scheduler"],
                       idx.get("max_noise_level", 350), fc)
     return pipe.to(device)
+
+
+def load_frequency_compensation(path) -> "FrequencyCompensation":
+    """A saved :class:`FrequencyCompensation`: a directory holding ``frequency_compensation.safetensors``
+    + ``.json`` (as :meth:`FrequencyCompensation.save` writes), or a ``.safetensors`` file with its
+    ``.json`` config of the same stem beside it."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    f = p / FREQ_FILE if p.is_dir() else p
+    cfg = f.with_suffix(".json")
+    for need in (f, cfg):
+        if not need.is_file():
+            raise FileNotFoundError(f"frequency compensation: {need} not found (expected {FREQ_FILE} and its .json "
+                                    "config, as FrequencyCompensation.save writes them)")
+    fc = FrequencyCompensation(**json.loads(cfg.read_text()))
+    fc.load_state_dict(load_file(str(f)))
+    return fc.eval()
 
 
 def tiny_x4_upscaler(seed: int = 0) -> X4Pipeline:

@@ -5,6 +5,9 @@ submodules directly.
 
 :mod:`artifacts.restoration.sr.backends`
     The registered models: ``sr/bicubic``, ``sr/lanczos``, ``sr/span`` (default), ``sr/realesrgan``.
+:mod:`artifacts.restoration.sr.sd_x4`
+    ``sr/sd-x4``: the Stable Diffusion x4 upscaler (latent diffusion) from a local folder
+    (:mod:`artifacts.restoration.diffusion.ldsr`); no weights ship.
 :mod:`artifacts.restoration.sr.span`
     ``SPAN`` (deployed form, official module names); weights shipped in ``weights/``.
 :mod:`artifacts.restoration.sr.rrdbnet`
