@@ -46,7 +46,6 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from artifacts.datasets.dmri_artifacts import KINDS
-from artifacts.weights import file_sha256
 
 FORMAT = "artifacts-train-qcnet/1"
 NOISE = 0.15  # severity of the Rician noise every draw gets first (sigma = 1.2 % of mean b0 signal)
@@ -318,11 +317,11 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
     import random
 
     import torch
-    from safetensors.torch import save_file
 
     from artifacts.detectors.dmri.qcnet import build_net
     from artifacts.metrics import roc_auc
     from artifacts.registry import build_config
+    from artifacts.train.run import TrainRun
 
     t_start = time.perf_counter()
     if epochs < 1 or n < 2 or batch < 2:
@@ -346,24 +345,11 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
     groups = [{"params": [p for p in net.parameters() if id(p) in reg], "weight_decay": weight_decay},
               {"params": [p for p in net.parameters() if id(p) not in reg], "weight_decay": 0.0}]
     opt = torch.optim.Adam(groups, lr=lr)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / "qcnet.safetensors"
     cmd = f"artifacts train dmri --model qcnet -o {out}" + (f" --data {data}" if data else "")
-    history: list[dict] = []
-    best: dict | None = None
-    sha = None
     steps_done, steps_planned = 0, None
 
-    def write(state, final: bool) -> None:
-        nonlocal sha
-        if state is not None:
-            state = {k: v.detach().clone().contiguous() for k, v in state.items()}
-            save_file(state, str(weights), metadata={"format": "artifacts DenseNet3D (3D-QCNet, Keras layer names)",
-                                                     "best_epoch": str(best["epoch"]),
-                                                     "config": json.dumps(dataclasses.asdict(config))})
-            sha = file_sha256(weights)
-        record = {
+    def fields() -> dict:
+        return {
             "format": FORMAT, "model": info.full_name, "command": cmd,
             "call": {"data": data, "epochs": epochs, "n": n, "batch": batch, "lr": lr, "min_lr": min_lr,
                      "bn_momentum": bn_momentum,
@@ -372,13 +358,11 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
             "config": dataclasses.asdict(config),
             "data": {**where, "series": names, "held_out": {"draws": len(held), "volumes": int(len(held_bad)),
                                                             "bad": int(held_bad.sum()), "seeds_from": HELD_OUT_SEED}},
-            "complete": final, "stopped_early": final and len(history) < epochs,
-            "epochs": history, "best_epoch": best["epoch"] if best else None,
-            "held_out": best["held_out"] if best else None,
-            "seconds": round(time.perf_counter() - t_start, 1),
-            "weights": {"file": weights.name, "sha256": sha}, "torch": torch.__version__,
         }
-        (out_dir / "train.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+    run = TrainRun(out, "qcnet.safetensors", epochs=epochs, t_start=t_start, fields=fields,
+                   metadata={"format": "artifacts DenseNet3D (3D-QCNet, Keras layer names)",
+                             "config": json.dumps(dataclasses.asdict(config))})
 
     for epoch in range(epochs):
         t_epoch = time.perf_counter()
@@ -425,19 +409,13 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
                "train_loss": round(float(np.mean(losses)), 5), "train_acc": round(correct / max(1, n_steps * batch), 4),
                "lr_end": float(f"{cur:.3g}"), "held_out": held_res, "data_seconds": round(t_data, 1),
                "seconds": round(time.perf_counter() - t_epoch, 1)}
-        history.append(row)
-        improved = best is None or held_res["auc_bad_vs_good"] > best["held_out"]["auc_bad_vs_good"]
-        if improved:
-            best = row
-        stop = time_limit_s is not None and epoch + 1 < epochs and \
-            time.perf_counter() - t_start + row["seconds"] > time_limit_s
-        write(net.state_dict() if improved else None, final=epoch + 1 == epochs or stop)
+        stop = run.end_epoch(row, net.state_dict(),
+                             better=run.better(lambda r: r["held_out"]["auc_bad_vs_good"], row), time_limit_s=time_limit_s)
         if progress:
             print(json.dumps(row), flush=True)
         if stop:
             break
-    return {"file": str(weights), "sha256": sha, "best_epoch": best["epoch"], "held_out": best["held_out"],
-            "epochs_run": len(history), "seconds": round(time.perf_counter() - t_start, 1)}
+    return run.result()
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from artifacts.datasets.processing import jpeg
-from artifacts.weights import file_sha256
 
 FORMAT = "artifacts-train-iml/1"
 LOAD_MAX_SIDE = 1024  # photos are downscaled to this when loaded (the generator crops to 512 anyway)
@@ -193,13 +192,13 @@ def train_iml(info, out: str, *, data: str | None = None, n: int = 1200, epochs:
     import random
 
     import torch
-    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from artifacts.datasets.splits import load_split
     from artifacts.detectors.manipulation.imlvit import edge_loss
     from artifacts.detectors.manipulation.learned import build
     from artifacts.registry import build_config
+    from artifacts.train.run import TrainRun
     from artifacts.train.synthetic import lr_at, param_groups, project_root
 
     t_start = time.perf_counter()
@@ -236,23 +235,10 @@ def train_iml(info, out: str, *, data: str | None = None, n: int = 1200, epochs:
     net = detector.net = build(config, pretrained=True)
     opt = torch.optim.AdamW(param_groups(net, weight_decay), lr=lr)
     total = epochs * steps
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / info.weight_spec().file
     cmd = f"artifacts train manipulation --model {info.name} -o {out}" + (f" --data {data}" if data else "")
-    history: list[dict] = []
-    best: dict | None = None
-    sha = None
 
-    def write(state, final: bool) -> None:
-        nonlocal sha
-        if state is not None:
-            state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
-                     for k, v in state.items()}
-            save_file(state, str(weights), metadata={"model": info.full_name, "best_epoch": str(best["epoch"]),
-                                                     "config": json.dumps(dataclasses.asdict(config))})
-            sha = file_sha256(weights)
-        record = {
+    def fields() -> dict:
+        return {
             "format": FORMAT,
             "model": info.full_name,
             "command": cmd,
@@ -274,16 +260,11 @@ def train_iml(info, out: str, *, data: str | None = None, n: int = 1200, epochs:
                 "seconds": round(t_data, 1),
             },
             "probe_loss_start": probe_start,
-            "complete": final,
-            "stopped_early": final and len(history) < epochs,
-            "epochs": history,
-            "best_epoch": best["epoch"],
-            "held_out": best["held_out"],
-            "seconds": round(time.perf_counter() - t_start, 1),
-            "weights": {"file": weights.name, "sha256": sha, "dtype": "float16"},
-            "torch": torch.__version__,
         }
-        (out_dir / "train.json").write_text(json.dumps(record, indent=1, default=list) + "\n")
+
+    run = TrainRun(out, info.weight_spec().file, epochs=epochs, t_start=t_start, fields=fields, dtype=torch.float16,
+                   metadata={"model": info.full_name, "config": json.dumps(dataclasses.asdict(config))},
+                   weights_info={"dtype": "float16"})
 
     # a fixed batch of training crops, scored before training and after each epoch as the optimiser
     # sees it (batch statistics in BatchNorm, which is not updated; no dropout): a loss curve free
@@ -343,16 +324,10 @@ def train_iml(info, out: str, *, data: str | None = None, n: int = 1200, epochs:
                "train_loss_last_quarter": round(float(np.mean(losses[-max(1, steps // 4):])), 5),
                "probe_loss": probe_loss(), "lr_end": float(f"{opt.param_groups[0]['lr']:.3g}"), "held_out": held,
                "seconds": round(time.perf_counter() - t_epoch, 1)}
-        history.append(row)
-        improved = best is None or held["select"] > best["held_out"]["select"]
-        if improved:
-            best = row
-        stop = time_limit_s is not None and epoch + 1 < epochs and \
-            time.perf_counter() - t_start + row["seconds"] > time_limit_s
-        write(net.state_dict() if improved else None, final=epoch + 1 == epochs or stop)
+        stop = run.end_epoch(row, net.state_dict(), better=run.better(lambda r: r["held_out"]["select"], row),
+                             time_limit_s=time_limit_s)
         bar.write(json.dumps(row))
         if stop:
             break
     bar.close()
-    return {"file": str(weights), "sha256": sha, "best_epoch": best["epoch"], "held_out": best["held_out"],
-            "epochs_run": len(history), "seconds": round(time.perf_counter() - t_start, 1)}
+    return run.result()

@@ -51,7 +51,6 @@ from typing import Any
 import numpy as np
 
 from artifacts.datasets.processing import jpeg
-from artifacts.weights import file_sha256
 
 FORMAT = "artifacts-train-safe/1"
 LOSSY_FORMATS = {"JPEG", "MPO", "HEIF", "AVIF", "WEBP"}
@@ -304,12 +303,12 @@ def train_safe(info, out: str, *, data: str | None = None, epochs: int = 12, bat
     import random
 
     import torch
-    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from artifacts.detectors.synthetic.safe import SAFENet
     from artifacts.metrics import roc_auc
     from artifacts.registry import build_config
+    from artifacts.train.run import TrainRun
 
     t_start = time.perf_counter()
     if epochs < 1 or batch < 2:
@@ -338,22 +337,10 @@ def train_safe(info, out: str, *, data: str | None = None, epochs: int = 12, bat
     base_lr = lr if lr is not None else blr * batch / 256
     opt = torch.optim.AdamW(param_groups(net, weight_decay), lr=base_lr, eps=1e-8)
     steps_per_epoch = max(1, len(train) // batch)  # drop_last, as the official loader
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / "safe.safetensors"
     cmd = f"artifacts train synthetic --model safe -o {out}" + (f" --data {data}" if data else "")
-    history: list[dict] = []
-    best: dict | None = None
-    sha = None
 
-    def write(state, final: bool) -> str:
-        nonlocal sha
-        if state is not None:
-            state = {k: v.detach().clone().contiguous() for k, v in state.items()}
-            save_file(state, str(weights), metadata={"format": "SAFE official key layout (models/resnet.py)",
-                                                     "best_epoch": str(best["epoch"])})
-            sha = file_sha256(weights)
-        record = {
+    def fields() -> dict:
+        return {
             "format": FORMAT,
             "model": info.full_name,
             "command": cmd,
@@ -368,17 +355,10 @@ def train_safe(info, out: str, *, data: str | None = None, epochs: int = 12, bat
             "held_out_container_baseline_auc": container_auc,
             "class_weights": [round(float(w), 4) for w in class_w],
             "steps_per_epoch": steps_per_epoch,
-            "complete": final,
-            "stopped_early": final and len(history) < epochs,
-            "epochs": history,
-            "best_epoch": best["epoch"],
-            "held_out": best["held_out"],
-            "seconds": round(time.perf_counter() - t_start, 1),
-            "weights": {"file": weights.name, "sha256": sha},
-            "torch": torch.__version__,
         }
-        (out_dir / "train.json").write_text(json.dumps(record, indent=1, default=list) + "\n")
-        return sha
+
+    run = TrainRun(out, "safe.safetensors", epochs=epochs, t_start=t_start, fields=fields,
+                   metadata={"format": "SAFE official key layout (models/resnet.py)"})
 
     bar = tqdm(total=epochs * steps_per_epoch, desc="training safe", unit="step", disable=not progress)
     for epoch in range(epochs):
@@ -410,17 +390,11 @@ def train_safe(info, out: str, *, data: str | None = None, epochs: int = 12, bat
                "train_acc": round(correct / (steps_per_epoch * batch), 4),
                "lr_end": float(f"{opt.param_groups[0]['lr']:.3g}"), "held_out": held_res,
                "seconds": round(time.perf_counter() - t_epoch, 1)}
-        history.append(row)
-        improved = best is None or held_res["mean_auc"] > best["held_out"]["mean_auc"]
-        if improved:
-            best = row
-        stop = time_limit_s is not None and epoch + 1 < epochs and \
-            time.perf_counter() - t_start + row["seconds"] > time_limit_s
         # written after every epoch: an interrupted run keeps its best epoch so far
-        sha = write(net.state_dict() if improved else None, final=epoch + 1 == epochs or stop)
+        stop = run.end_epoch(row, net.state_dict(), better=run.better(lambda r: r["held_out"]["mean_auc"], row),
+                             time_limit_s=time_limit_s)
         bar.write(json.dumps(row))
         if stop:
             break
     bar.close()
-    return {"file": str(weights), "sha256": sha, "best_epoch": best["epoch"], "held_out": best["held_out"],
-            "epochs_run": len(history), "seconds": round(time.perf_counter() - t_start, 1)}
+    return run.result()
