@@ -122,6 +122,24 @@ def test_outline_motion_points_at_the_moved_volumes_only(uih):
     assert np.nanmax(np.abs(out["motion_mm"][rest] - clean["motion_mm"][rest])) < 0.2
 
 
+def test_qc_flags_a_spike_in_the_lone_b0(uih):
+    """A lone b=0 has a richer spectrum than every other volume; against its own slices a spike
+    still stands out, so it is flagged like a spike in a DW volume (and the clean b=0 is not)."""
+    from artifacts.registry import create
+
+    qc = create("dmri/qc")
+    data = _noisy(uih, 2)
+    b0 = int(np.flatnonzero(np.asarray(uih.bvals) <= 50)[0])
+    clean = qc.detect(data, bvals=uih.bvals, bvecs=uih.bvecs)
+    assert clean.elements["volume/spike"][b0] < 0.5
+    z = data.shape[2] // 2
+    k = np.fft.fft2(data[:, :, z, b0])
+    k[9, -14] += np.abs(k[0, 0])  # the simulator's strongest spike (amplitude 1 at s=1)
+    data[:, :, z, b0] = np.abs(np.fft.ifft2(k)).astype(np.float32)
+    det = qc.detect(data, bvals=uih.bvals, bvecs=uih.bvecs)
+    assert det.elements["volume/spike"][b0] >= 0.5 and det.elements["slice"][b0, z] >= 0.5
+
+
 def test_qc_flags_a_spike_slice_and_a_dropout(uih):
     from artifacts.registry import create
 

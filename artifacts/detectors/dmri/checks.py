@@ -26,8 +26,10 @@ vibration   *vibration* (Gallichan et al. 2010): table vibration dephases spins 
 spike       *k-space spike*: an RF spike is one large k-space sample in one slice, so the slice's
             in-plane spectrum has an isolated peak. Per (volume, slice): the largest excess of the
             log k-space magnitude over the median of the same k-location in all volumes, minus the
-            median excess (log units), outside the central 20 % of k-space (a b=0 volume's spectrum is
-            richer than a DW one's, so b=0 volumes get their own threshold in ``dmri/qc``).
+            median excess (log units), outside the central 20 % of k-space; the same against the
+            median of the same k-location over the volume's own slices; the smaller of the two (a
+            spike exceeds both references; a lone b=0, whose spectrum is richer than the DW
+            volumes', exceeds only the first).
 ghosting    *N/2 ghost*: a phase error between odd and even EPI echoes makes a copy of the object
             shifted by half the FOV along phase encoding. The mean signal in the background where
             that copy falls, minus the mean in the remaining background, over the mean object
@@ -146,7 +148,19 @@ def kspace(data: np.ndarray, mask: np.ndarray, bvals: np.ndarray) -> dict:
     sigma = np.sqrt(e_outer / (nx * ny))  # white-noise sigma of each volume (image units)
     noise = np.log(np.maximum(sigma, tiny) / max(s_ref, tiny))
     logk = np.log(k + 1e-6 * (float(k.max()) or 1.0))
-    ref = np.median(logk, axis=3, keepdims=True)  # the same k-sample of the same slice in all volumes
+    # two references for the same k-sample: the same slice in all volumes, and all slices of the same
+    # volume; a spike stands out against both, while a volume whose contrast differs from the others
+    # (a lone b=0) stands out only against the first, and an unusual slice only against the second
+    spike = np.minimum(_peak_excess(logk, np.median(logk, axis=3, keepdims=True), centre),
+                       _peak_excess(logk, np.median(logk, axis=2, keepdims=True), centre)) if nz >= 4 else \
+        _peak_excess(logk, np.median(logk, axis=3, keepdims=True), centre)
+    return {"spike": spike, "gibbs": gibbs, "noise": noise, "s_ref": s_ref}
+
+
+def _peak_excess(logk: np.ndarray, ref: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(N, Z): the largest log k-space excess over ``ref`` outside the ``centre`` of each slice, minus
+    the slice's median excess."""
+    nx, ny, nz, n = logk.shape
     excess = logk - ref
     excess[centre] = -np.inf
     peak = excess.reshape(nx * ny, nz, n).max(axis=0)  # (Z, N)
@@ -154,8 +168,7 @@ def kspace(data: np.ndarray, mask: np.ndarray, bvals: np.ndarray) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         typical = np.nanmedian(excess.reshape(nx * ny, nz, n), axis=0)
-    spike = (peak - typical).T  # (N, Z)
-    return {"spike": spike, "gibbs": gibbs, "noise": noise, "s_ref": s_ref}
+    return (peak - typical).T
 
 
 # ----------------------------------------------------------------------------- ghost

@@ -75,7 +75,7 @@ UNCALIBRATED = {"dropout": (5.0, 0.75), "spike": (4.0, 0.5), "venetian": (5.0, 1
 CALIBRATION = WeightSpec(
     tag="qc-v2",
     file="dmri_qc_calib-v2.json",
-    sha256="12cb548b920afa6041014f420ea1ef23097843d274c948875a6b0c2fddb863db",
+    sha256="90b9cef2988cc27e3d6961c5e23bf7f6a0d5dd8a3b2ea55d65ebc8098532cd49",
     license="Apache-2.0",
     source="fitted by this package on clean draws (fresh Rician noise) of the `train` series of the dmri "
            "split (Toshiba, UIH); no artifact data, no held-out vendor",
