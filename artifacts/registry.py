@@ -70,6 +70,12 @@ class ModelInfo:
     def full_name(self) -> str:
         return f"{self.task}/{self.name}"
 
+    @property
+    def opt_in(self) -> bool:
+        """A model that runs only on the user's own files (e.g. a local model folder given with
+        ``--set model_dir=DIR``): left out of default model lists (``artifacts eval``, the app)."""
+        return bool(getattr(self.cls, "opt_in", False))
+
     def weight_spec(self, tag: str | None = None) -> WeightSpec | None:
         if not self.weights:
             return None

@@ -108,10 +108,12 @@ def test_frequency_compensation_option(model_dir, image, tmp_path):
     assert not np.array_equal(plain.image, comp.image)
 
 
-def test_not_a_default_of_eval_and_registering_imports_nothing_heavy():
+def test_not_a_default_of_eval_or_the_app_and_registering_imports_nothing_heavy():
+    from artifacts.app.ui import _models
     from artifacts.eval.sr import SRAdapter
 
     assert "sr/sd-x4" in artifacts.list_models("sr") and "sr/sd-x4" not in SRAdapter.default_models()
+    assert "sr/sd-x4" not in _models("sr") and "sr/span" in _models("sr")
     code = ("import sys, artifacts\nartifacts.list_models('sr')\n"
             "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -84,7 +84,10 @@ def _display(image) -> "np.ndarray":
 
 
 def _models(task: str) -> list[str]:
-    return artifacts.list_models(task=task)
+    """The task's models, less the opt-in ones (they need a local folder the page cannot ask for)."""
+    from artifacts.registry import model_info
+
+    return [m for m in artifacts.list_models(task=task) if not model_info(m).opt_in]
 
 
 def _default(task: str) -> str | None:

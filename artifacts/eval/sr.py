@@ -80,7 +80,7 @@ class SRAdapter:
         from artifacts.registry import list_models, model_info
 
         return [m for m in list_models("sr") if model_info(m).weight_status() != "missing"
-                and not getattr(model_info(m).cls, "opt_in", False)]
+                and not model_info(m).opt_in]
 
     def stats(self, samples: list[SRSample], results: list) -> list[dict[str, Any]]:
         from artifacts.io import load_image
