@@ -198,7 +198,7 @@ def train_iml(info, out: str, *, data: str | None = None, n: int = 1200, epochs:
     from artifacts.detectors.manipulation.imlvit import edge_loss
     from artifacts.detectors.manipulation.learned import build
     from artifacts.registry import build_config
-    from artifacts.train.run import TrainRun
+    from artifacts.train.run import TrainRun, optimiser_step
     from artifacts.train.synthetic import lr_at, param_groups, project_root
 
     t_start = time.perf_counter()
@@ -307,12 +307,7 @@ def train_iml(info, out: str, *, data: str | None = None, n: int = 1200, epochs:
                 g["lr"] = lr_at(epoch * steps + step, lr, warmup_steps, total, lr * 0.01)
             loss = edge_loss(net(torch.from_numpy(np.stack(xs))), torch.from_numpy(np.stack(ms)),
                              edge_width=config.edge_width, lam=config.edge_lambda)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimiser_step(opt, loss, epoch, step))
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.4f}")
         held = {"synthetic": evaluate(detector, held_syn) if held_syn else None,

@@ -24,6 +24,19 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+def optimiser_step(opt, loss, epoch: int, step: int) -> float:
+    """One optimiser step on ``loss``, refused (``FloatingPointError``) when the loss is not finite;
+    returns the loss value."""
+    import torch
+
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {step}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 class TrainRun:
     """Best-epoch weights and ``train.json`` of one training run (see the module docstring).
 

@@ -308,7 +308,7 @@ def train_safe(info, out: str, *, data: str | None = None, epochs: int = 12, bat
     from artifacts.detectors.synthetic.safe import SAFENet
     from artifacts.metrics import roc_auc
     from artifacts.registry import build_config
-    from artifacts.train.run import TrainRun
+    from artifacts.train.run import TrainRun, optimiser_step
 
     t_start = time.perf_counter()
     if epochs < 1 or batch < 2:
@@ -376,12 +376,7 @@ def train_safe(info, out: str, *, data: str | None = None, epochs: int = 12, bat
                 g["lr"] = lr_at(epoch + step / steps_per_epoch, base_lr, warmup_epochs, epochs, min_lr)
             logits = net(x)
             loss = criterion(logits, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimiser_step(opt, loss, epoch, step))
             correct += int((logits.argmax(1) == y).sum())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.4f}")
