@@ -43,11 +43,15 @@ def test_eval_dmri_tiny(one_series, tmp_path):
     train = entry["train"]  # the UIH vendor is a training vendor of the split
     assert train["clean_fp"]["n"] == 17
     assert train["kinds"]["dropout"]["by_severity"]["1.00"]["value"] == 1.0
-    assert train["kinds"]["spike"]["by_severity"]["1.00"]["value"] >= 0.75  # a lone b=0 spike may be missed
+    assert train["kinds"]["spike"]["by_severity"]["1.00"]["value"] >= 0.75
     f1 = train["kinds"]["dropout"]["slice_f1"]
     assert f1["f1"]["value"] > 0.6 and f1["tp"] > 0
+    # measured on the dropout map; the overall map (every kind on the slices) is reported beside it
+    assert train["kinds"]["dropout"]["slice_map"] == ["slice/dropout"]
+    overall = train["kinds"]["dropout"]["slice_f1_overall_map"]
+    assert overall["tp"] >= f1["tp"] and overall["fp"] >= f1["fp"]
     text = get_adapter("dmri").format(result)
-    assert "dropout slice F1" in text and "clean volumes flagged" in text
+    assert "dropout slice F1" in text and "overall slice map" in text and "clean volumes flagged" in text
     assert (out / "curves.png").stat().st_size > 1000
     assert json.loads((out / "eval.json").read_text())["task"] == "dmri"
     # the draws are written once and reused: a second run computes nothing new

@@ -19,7 +19,9 @@ Reported per split group (``train`` = the vendors the calibration saw, ``held-ou
 * false-positive rate per volume over the clean draws, at the model's own threshold;
 * detection rate of labelled volumes per kind x severity at that threshold;
 * for ``dropout``: slice-level precision / recall / F1 of ``slice map >= threshold`` against the
-  labelled slices (pooled over draws);
+  labelled slices (pooled over draws), on the detector's dropout map (``elements["slice/dropout"]``:
+  where it localises dropout) when it has one, and also on the overall slice map (where every
+  kind flagged in a volume covers all its slices, so a volume-level false flag costs precision);
 
 each with a 95 % bootstrap interval over *draws* (volumes of one draw are not independent) and, for
 rates, the Wilson interval over volumes for reference. ``OUT/curves.png``: detection rate over
@@ -237,11 +239,19 @@ class DMRIAdapter:
                                                       [np.zeros(vol.size, bool)], axis=0) & ~lab).sum())
                                        for k in kinds}
                 if s.kind == "dropout":
-                    sl = np.asarray(det.elements["slice"]) >= det.threshold
-                    truth = np.zeros_like(sl)
+                    # the dropout map when the detector has one (its slice localisation), and the
+                    # overall map (whole-volume kinds there paint every slice of a flagged volume)
+                    truth = np.zeros(np.shape(det.elements["slice"]), bool)
                     for v, z in s.slices:
                         truth[v, z] = True
-                    st.update(tp=int((sl & truth).sum()), fp=int((sl & ~truth).sum()), fn=int((~sl & truth).sum()))
+                    for key, name in (("slice/dropout", ""), ("slice", "all_")):
+                        if key in det.elements:
+                            sl = np.asarray(det.elements[key]) >= det.threshold
+                            st.update({f"{name}tp": int((sl & truth).sum()), f"{name}fp": int((sl & ~truth).sum()),
+                                       f"{name}fn": int((~sl & truth).sum())})
+                    if "tp" not in st:
+                        st.update(tp=st["all_tp"], fp=st["all_fp"], fn=st["all_fn"])
+                    st["slice_map"] = "slice/dropout" if "slice/dropout" in det.elements else "slice"
             out.append(st)
         return out
 
@@ -264,8 +274,9 @@ class DMRIAdapter:
             m.update(k=int(k.sum()), n=int(n.sum()), wilson=wilson(int(k.sum()), int(n.sum())))
             return m
 
-        def f1(rows):
-            tp, fp, fn = (np.array([r[key] for r in rows], float) for key in ("tp", "fp", "fn"))
+        def f1(rows, prefix=""):
+            rows = [r for r in rows if f"{prefix}tp" in r]
+            tp, fp, fn = (np.array([r[prefix + key] for r in rows], float) for key in ("tp", "fp", "fn"))
 
             def fn_(i):
                 d = 2 * tp[i].sum() + fp[i].sum() + fn[i].sum()
@@ -307,6 +318,8 @@ class DMRIAdapter:
                                                            "hit", "n_labelled")
                 if kind == "dropout":
                     ke["slice_f1"] = f1(mine)
+                    ke["slice_map"] = sorted({st.get("slice_map", "slice") for st in mine})
+                    ke["slice_f1_overall_map"] = f1(mine, "all_")
                     ke["slice_f1_by_severity"] = {f"{sev:.2f}": f1([st for st in mine if st["severity"] == sev])
                                                   for sev in sorted({st["severity"] for st in mine})}
                 entry["kinds"][kind] = ke
@@ -351,7 +364,11 @@ class DMRIAdapter:
                         f = ke["slice_f1"]
                         per = ", ".join(f"s={s}: {v['f1']['value']:.3f}" for s, v in ke["slice_f1_by_severity"].items() if v)
                         lines.append(f"   {'':<10}dropout slice F1 {fmt_metric(f['f1'])} (P {f['precision']:.3f}, "
-                                     f"R {f['recall']:.3f}); {per}")
+                                     f"R {f['recall']:.3f}; map {'+'.join(ke.get('slice_map', ['slice']))}); {per}")
+                        g = ke.get("slice_f1_overall_map")
+                        if g and ke.get("slice_map") != ["slice"]:
+                            lines.append(f"   {'':<10}  on the overall slice map (every kind): F1 {fmt_metric(g['f1'])} "
+                                         f"(P {g['precision']:.3f}, R {g['recall']:.3f})")
         return "\n".join(lines)
 
     @staticmethod

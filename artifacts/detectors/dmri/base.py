@@ -11,7 +11,9 @@ into the shared result:
 * ``elements["volume"]`` (N,) per-volume scores, ``elements["slice"]`` (N, Z) per
   (volume, slice) scores, ``elements["volume/<kind>"]`` (N,) per-volume evidence of one
   artifact kind (names of :data:`artifacts.datasets.dmri_artifacts.KINDS`) when the detector
-  tells kinds apart;
+  tells kinds apart, ``elements["slice/<kind>"]`` (N, Z) the per-slice evidence of a kind
+  that is local to slices (dropout, spike) when the detector has it (``elements["slice"]`` also
+  carries the whole-volume kinds on every slice of a volume);
 * ``categories``: ``<kind> ->`` the highest volume evidence of that kind;
 * ``meta["flagged_volumes"]``: indices of volumes with score >= threshold,
   ``meta["series"]``: shape, b-values, voxel size, the file and the sidecar fields withheld.
@@ -36,6 +38,7 @@ class DWIScores:
     volume: np.ndarray  # (N,)
     slice: np.ndarray | None = None  # (N, Z); None -> each volume's score on all its slices
     kinds: dict[str, np.ndarray] = field(default_factory=dict)  # kind -> (N,)
+    slices: dict[str, np.ndarray] = field(default_factory=dict)  # kind -> (N, Z), slice-local kinds only
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,6 +86,11 @@ def dwi_detection(scores: DWIScores, threshold: float, series) -> Detection:
             raise ValueError(f"{kind} scores of shape {v.shape} for {n} volumes")
         elements[f"volume/{kind}"] = v
         categories[kind] = float(v.max(initial=0.0))
+    for kind, m in scores.slices.items():
+        m = np.clip(np.asarray(m, np.float32), 0.0, 1.0)
+        if m.shape != (n, nz):
+            raise ValueError(f"{kind} slice scores of shape {m.shape} for {n} volumes x {nz} slices")
+        elements[f"slice/{kind}"] = m
     meta = {"series": series_meta(series), "flagged_volumes": np.flatnonzero(vol >= threshold).tolist(),
             **scores.meta}
     return Detection(score=float(vol.max(initial=0.0)), threshold=threshold, categories=categories,

@@ -229,7 +229,7 @@ class DWIOutliers(DWIDetector):
         sl = out["slice"].astype(np.float32)
         vol = sl.max(axis=1)
         z = out["z"]
-        return DWIScores(volume=vol, slice=sl, kinds={"dropout": vol},
+        return DWIScores(volume=vol, slice=sl, kinds={"dropout": vol}, slices={"dropout": sl},
                          meta={"unpredictable": np.flatnonzero(~out["residuals"].predictable).tolist(),
                                "min_z": np.round(z.min(axis=1), 2).tolist(),
                                "max_z": np.round(z.max(axis=1), 2).tolist(),

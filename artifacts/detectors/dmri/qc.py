@@ -149,6 +149,7 @@ def score_features(feat: dict, cal: dict) -> DWIScores:
     sl = np.where(slice_local[:, None], local, np.maximum(local, whole[:, None]))
     return DWIScores(volume=vol.astype(np.float32), slice=sl.astype(np.float32),
                      kinds={k: v.astype(np.float32) for k, v in kinds.items()},
+                     slices={k: v.astype(np.float32) for k, v in slices.items()},
                      meta={"strongest_kind": top.tolist()})
 
 
