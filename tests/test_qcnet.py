@@ -151,6 +151,31 @@ def test_draws_are_seeded_and_share_the_noise_treatment():
     assert res["detection_rate"] == 0.5 and res["clean_fp_rate"] == 0.5 and res["per_kind"]["dropout"]["n"] == 2
 
 
+def test_select_matches_the_good_volumes_to_the_bad_ones_by_b_value():
+    from artifacts.train.dmri import SAMPLING, Draw, select
+
+    cfg = QCNetConfig(**TINY)
+    rng = np.random.default_rng(0)
+    b0 = np.array([True, False, False, False, False, False, False, False])
+
+    def draw(kind, bad_vols, seed):
+        bad = np.zeros(8, bool)
+        bad[list(bad_vols)] = True
+        data = rng.uniform(10, 20, size=(12, 12, 6, 8)).astype(np.float32)
+        return Draw("s", kind, 0.5, seed, data, bad, b0.copy())
+
+    # DW-only artifacts (as dropout / eddy / vibration): every bad volume is diffusion-weighted
+    dw_only = [draw("dropout", [2, 5], 1), draw("eddy", [1, 3, 6], 2), draw("clean", [], 3), draw("clean", [], 4)]
+    x, y, xb0 = select(dw_only, np.random.default_rng(1), cfg)
+    assert x.shape[1:] == (32, 32, 16) and (y == 0).sum() == (y == 1).sum() == 5
+    assert not xb0[y == 0].any() and not xb0[y == 1].any()  # no b=0 good volume: no shortcut
+    # a kind that hits b=0 volumes too: the good ones get the same number of b=0 volumes
+    mixed = [draw("motion", [0, 4], 5), draw("ghosting", [0, 7], 6), draw("clean", [], 7), draw("clean", [], 8)]
+    x, y, xb0 = select(mixed, np.random.default_rng(1), cfg)
+    assert (y == 0).sum() == (y == 1).sum() == 4 and xb0[y == 0].sum() == xb0[y == 1].sum() == 2
+    assert SAMPLING.startswith("b-matched")
+
+
 def _shipped_or_skip():
     from artifacts.weights import WeightsNotFoundError
 
@@ -164,7 +189,7 @@ def test_shipped_weights_load_offline_and_score_a_real_series():
     if not DMRI.is_dir():
         pytest.skip("../shared/data/dmri not present")
     det = _shipped_or_skip()
-    assert det.weight_id.startswith("sim-v1:")
+    assert det.weight_id.startswith("sim-v2:")
     from artifacts.io.dmri import load_dwi
 
     s = load_dwi(DMRI / "uih-umr770" / "dti_tra_dir16_AP_9.nii.gz")
@@ -176,11 +201,13 @@ def test_shipped_weights_load_offline_and_score_a_real_series():
 
 def test_shipped_record_matches_the_weight_spec():
     spec = model_info("qcnet", task="dmri").weight_spec()
-    record = Path(artifacts.__file__).parent / "detectors" / "dmri" / "weights" / "qcnet_sim-v1.train.json"
+    record = Path(artifacts.__file__).parent / "detectors" / "dmri" / "weights" / "qcnet_sim-v2.train.json"
     if not record.is_file():
         pytest.skip("no training record shipped")
     rec = json.loads(record.read_text())
     assert rec["weights"]["sha256"] == spec.sha256 and rec["config"]["subsample_initial_block"]
+    assert rec["weights"]["file"] == spec.file and rec["shipped_threshold"]["value"] == spec.threshold
+    assert rec["sampling"].startswith("b-matched")  # good volumes matched to the bad ones by b-value
     from artifacts.datasets.splits import load_split
 
     held_vendor = load_split("dmri")["eval"]

@@ -17,9 +17,14 @@ series below DIR instead.
 
 **Training**: each epoch draws ``n`` fresh artifact draws (kinds cycled over all 9, severity
 ~ U(0.2, 1), fraction 0.25) plus ``n // 4`` clean draws with seeds that depend on (seed, epoch),
-takes every bad volume and as many good ones (half from the artifact draws, half from the clean
-draws), preprocesses them as the detector does (:func:`artifacts.detectors.dmri.qcnet.preprocess`)
-and trains on them in shuffled batches with in-plane flips and an intensity scale U(0.9, 1.1).
+takes every bad volume and as many good ones, **b-value matched** (:func:`select`, rule
+:data:`SAMPLING`, recorded in ``train.json``): the good volumes have the bad volumes' b=0 /
+diffusion-weighted mix (b=0: b <= 50 s/mm^2), each b class half from the artifact draws, half from
+the clean draws. Several kinds never hit b=0 volumes (dropout, eddy, vibration), so without the
+matching "bad" correlates with b > 0 and the network learns the b-value (``sim-v1`` did). The
+volumes are preprocessed as the detector does (:func:`artifacts.detectors.dmri.qcnet.preprocess`,
+with the series' b=0 98th-percentile scale, so b=0 and DW volumes of a series share one scale)
+and trained on in shuffled batches with in-plane flips and an intensity scale U(0.9, 1.1).
 Held-out draws (seeds from ``HELD_OUT_SEED``, never trained on, one per kind and severity level
 plus clean draws) pick the epoch (AUC of bad vs good volumes). Cross-entropy on the 2-way
 softmax (class 0 = bad, as the official code), Adam with the official L2 (1e-4, i.e. a coupled
@@ -196,28 +201,54 @@ def draw_inputs(d: Draw, config) -> np.ndarray:
     return preprocess(d.data, config.size, config.n_slices, scale)[0]
 
 
-def select(draw_list: list[Draw], rng: np.random.Generator, config) -> tuple[np.ndarray, np.ndarray]:
-    """Every bad volume and as many good ones (half from artifact draws, half from clean draws):
-    (X (M, S, S, D) float16, y (M,) 0 = bad / 1 = good)."""
-    bad, good_art, good_clean = [], [], []
+SAMPLING = ("b-matched/1: every bad volume, and as many good volumes whose b=0 / diffusion-weighted "
+            "mix equals the bad volumes' mix (b=0: b <= 50 s/mm^2); each b class half from artifact draws "
+            "(the larger half), half from clean draws; a short pool is filled from the other source of the "
+            "same b class, then with replacement (from the other b class only when a class has no good volume)")
+
+
+def _take(pool: list, k: int, rng: np.random.Generator) -> list:
+    """``k`` distinct items of ``pool`` (all of them when ``k >= len(pool)``)."""
+    k = min(k, len(pool))
+    return [pool[i] for i in rng.choice(len(pool), k, replace=False)] if k > 0 else []
+
+
+def select(draw_list: list[Draw], rng: np.random.Generator, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every bad volume and as many good ones, b-value matched (:data:`SAMPLING`): the good volumes
+    have as many b=0 volumes as the bad ones (so "b=0 -> good" is no shortcut), and each b class
+    is split half / half between artifact draws and clean draws.
+    Returns (X (M, S, S, D) float16, y (M,) 0 = bad / 1 = good, b0 (M,) bool)."""
+    bad: list[tuple[int, int]] = []
+    good: dict[tuple[bool, bool], list[tuple[int, int]]] = {(c, b0): [] for c in (False, True) for b0 in (False, True)}
     for di, d in enumerate(draw_list):
         for v in range(len(d.bad)):
-            (bad if d.bad[v] else good_clean if d.kind == "clean" else good_art).append((di, v))
-    n_bad = len(bad)
-    take_art = min(len(good_art), (n_bad + 1) // 2)
-    take_clean = min(len(good_clean), n_bad - take_art)
-    take_art = min(len(good_art), n_bad - take_clean)
-    pick = bad + [good_art[i] for i in rng.choice(len(good_art), take_art, replace=False)] + \
-        [good_clean[i] for i in rng.choice(len(good_clean), take_clean, replace=False)]
+            if d.bad[v]:
+                bad.append((di, v))
+            else:
+                good[(d.kind == "clean", bool(d.b0_mask[v]))].append((di, v))
+    n_bad_b0 = sum(bool(draw_list[di].b0_mask[v]) for di, v in bad)
+    pick = list(bad)
+    for b0, want in ((True, n_bad_b0), (False, len(bad) - n_bad_b0)):
+        art, cln = good[(False, b0)], good[(True, b0)]
+        n_art = min(len(art), (want + 1) // 2)
+        n_cln = min(len(cln), want - n_art)
+        n_art = min(len(art), want - n_cln)  # the clean pool was short: more from artifact draws
+        got = _take(art, n_art, rng) + _take(cln, n_cln, rng)
+        short = want - len(got)
+        pool = art + cln or good[(False, not b0)] + good[(True, not b0)]
+        if short > 0 and pool:
+            got += [pool[i] for i in rng.choice(len(pool), short, replace=True)]
+        pick += got
     by_draw: dict[int, list[int]] = {}
     for di, v in pick:
         by_draw.setdefault(di, []).append(v)
-    xs, ys = [], []
+    xs, ys, bs = [], [], []
     for di, vols in by_draw.items():
         x = draw_inputs(draw_list[di], config)
         xs.append(x[vols].astype(np.float16))
         ys.append(np.where(draw_list[di].bad[vols], 0, 1))
-    return np.concatenate(xs), np.concatenate(ys)
+        bs.append(draw_list[di].b0_mask[vols])
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(bs)
 
 
 def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -356,6 +387,7 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
                      "weight_decay": weight_decay, "seed": seed, "threads": int(threads), "noise": noise,
                      "time_limit_s": time_limit_s, "overrides": overrides},
             "config": dataclasses.asdict(config),
+            "sampling": SAMPLING,
             "data": {**where, "series": names, "held_out": {"draws": len(held), "volumes": int(len(held_bad)),
                                                             "bad": int(held_bad.sum()), "seeds_from": HELD_OUT_SEED}},
         }
@@ -369,7 +401,7 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
         rng = np.random.default_rng([seed, epoch])
         plan = epoch_plan(n, len(series), seed, epoch)
         ep_draws = [draw_one(series[i], k, v, sd, noise=noise) for i, k, v, sd in plan]
-        x, y = select(ep_draws, rng, config)
+        x, y, x_b0 = select(ep_draws, rng, config)
         del ep_draws
         t_data = time.perf_counter() - t_epoch
         order = rng.permutation(len(y))
@@ -405,7 +437,9 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
                     "detection_at_0.5": round(float((p[held_bad] >= 0.5).mean()), 4),
                     "clean_fp_at_0.5": round(float((clean_p >= 0.5).mean()), 4) if clean_p.size else None,
                     "clean_q95": round(thr95, 4)}
-        row = {"epoch": epoch, "train_volumes": int(len(y)), "train_bad": int((y == 0).sum()), "steps": n_steps,
+        row = {"epoch": epoch, "train_volumes": int(len(y)), "train_bad": int((y == 0).sum()),
+               "train_b0_bad": int(((y == 0) & x_b0).sum()), "train_b0_good": int(((y == 1) & x_b0).sum()),
+               "steps": n_steps,
                "train_loss": round(float(np.mean(losses)), 5), "train_acc": round(correct / max(1, n_steps * batch), 4),
                "lr_end": float(f"{cur:.3g}"), "held_out": held_res, "data_seconds": round(t_data, 1),
                "seconds": round(time.perf_counter() - t_epoch, 1)}
