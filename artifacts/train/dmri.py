@@ -352,7 +352,7 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
     from artifacts.detectors.dmri.qcnet import build_net
     from artifacts.metrics import roc_auc
     from artifacts.registry import build_config
-    from artifacts.train.run import TrainRun
+    from artifacts.train.run import TrainRun, optimiser_step
 
     t_start = time.perf_counter()
     if epochs < 1 or n < 2 or batch < 2:
@@ -419,13 +419,8 @@ def train_qcnet(info, out: str, *, data: str | None = None, epochs: int = 4, n: 
                 g["lr"] = cur
             logits = net(xb)
             loss = torch.nn.functional.cross_entropy(logits, yb)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            losses.append(optimiser_step(opt, loss, epoch, step))
             steps_done += 1
-            losses.append(float(loss.detach()))
             correct += int((logits.argmax(1) == yb).sum())
             if progress and step % 10 == 0:
                 print(f"epoch {epoch} step {step}/{n_steps} loss {np.mean(losses[-10:]):.4f} "
