@@ -151,9 +151,9 @@ def kspace(data: np.ndarray, mask: np.ndarray, bvals: np.ndarray) -> dict:
     # two references for the same k-sample: the same slice in all volumes, and all slices of the same
     # volume; a spike stands out against both, while a volume whose contrast differs from the others
     # (a lone b=0) stands out only against the first, and an unusual slice only against the second
-    spike = np.minimum(_peak_excess(logk, np.median(logk, axis=3, keepdims=True), centre),
-                       _peak_excess(logk, np.median(logk, axis=2, keepdims=True), centre)) if nz >= 4 else \
-        _peak_excess(logk, np.median(logk, axis=3, keepdims=True), centre)
+    spike = _peak_excess(logk, np.median(logk, axis=3, keepdims=True), centre)
+    if nz >= 4:
+        spike = np.minimum(spike, _peak_excess(logk, np.median(logk, axis=2, keepdims=True), centre))
     return {"spike": spike, "gibbs": gibbs, "noise": noise, "s_ref": s_ref}
 
 

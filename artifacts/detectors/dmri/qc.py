@@ -25,8 +25,8 @@ scanner's own noise level and k-space coverage), so their centre is ``max + 0.5 
 Statistics a volume cannot have (no prediction partner, no diffusion weighting) are NaN and score
 0. One kind has a physical floor on its centre (:data:`TOLERANCE`): ``eddy``, a distortion every
 uncorrected EPI series has and preprocessing corrects, is flagged only above 0.6 voxel RMS of
-gradient-predicted phase-encoding displacement. With nine kinds the volume-level false-positive rate on clean training draws is a few percent;
-it is measured on further clean draws (``fit.held_out_fp``).
+gradient-predicted phase-encoding displacement. With nine kinds the volume-level false-positive
+rate on clean training draws is a few percent; it is measured on further clean draws (``fit.held_out_fp``).
 
 **Fusion.** ``kinds[k] = logistic((raw_k - c_k) / w_k)``, ``volume = max_k kinds[k]``,
 threshold 0.5. The slice map: a volume with slice-local evidence (dropout or spike
@@ -274,14 +274,10 @@ def calibrate_qc(info, out: str, *, n: int = 8, n_check: int = 4, seed: int = 0,
                 kinds[kind][group] = [max(kinds[kind][group][0], TOLERANCE[kind]), kinds[kind][group][1]]
 
     def fp(rows):
-        flagged = [score_features({"volume": r["volume"], "slice": r["slice"], "b0": r["b0"]}, kinds).volume >= 0.5
-                   for r in rows]
-        per_kind = {}
-        for kind in QC_KINDS:
-            k = [score_features({"volume": r["volume"], "slice": r["slice"], "b0": r["b0"]}, kinds).kinds[kind] >= 0.5
-                 for r in rows]
-            per_kind[kind] = round(float(np.concatenate(k).mean()), 4)
-        allv = np.concatenate(flagged)
+        scored = [score_features(r, kinds) for r in rows]  # rows hold volume, slice and b0
+        allv = np.concatenate([sc.volume >= 0.5 for sc in scored])
+        per_kind = {kind: round(float(np.concatenate([sc.kinds[kind] >= 0.5 for sc in scored]).mean()), 4)
+                    for kind in QC_KINDS}
         return {"volumes": int(allv.size), "fp_rate": round(float(allv.mean()), 4), "per_kind": per_kind}
 
     held_out = {"clean_draws": len(check_rows), **fp(check_rows)} if check_rows else {}
